@@ -1,0 +1,31 @@
+# Two commands on a fresh machine: `make run` and `make test` (Python 3.11+, make and git).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test lint clean
+
+$(STAMP): setup.cfg pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "MiniTwit needs Python 3.11 or newer")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test,dev]'
+	@touch $@
+
+install: $(STAMP)
+
+# Serves on http://127.0.0.1:5000 with an embedded PostgreSQL unless DATABASE_URL is set.
+run: install
+	LOG_FORMAT=$${LOG_FORMAT:-text} $(BIN)/minitwit serve
+
+test: install
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check src tests sim_tests
+	$(BIN)/mypy
+	$(BIN)/bandit -q -c setup.cfg -r src
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

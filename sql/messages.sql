@@ -1,0 +1,64 @@
+-- Queries on messages: posting and the three timelines.
+-- Timelines are newest first, never show flagged messages, and page with a keyset cursor:
+-- :before_id is the id of the last message of the previous page (NULL for the first page).
+-- The cursor subquery always yields one row: the cursor message's (pub_date, message_id), or
+-- (infinity, max bigint) when there is no cursor, so the row comparison stays an index condition.
+
+-- name: insert_message
+-- Records a message by an existing author; returns its id.
+INSERT INTO messages (author_id, text)
+VALUES (:author_id, :text)
+RETURNING message_id;
+
+-- name: public_timeline
+-- Everybody's messages, newest first (messages_public_timeline_idx).
+SELECT m.message_id, m.text, m.pub_date, u.username, u.email
+FROM messages AS m
+JOIN users AS u ON u.user_id = m.author_id
+WHERE NOT m.flagged
+  AND (m.pub_date, m.message_id) < (
+        SELECT coalesce(max(c.pub_date), 'infinity'), coalesce(max(c.message_id), 9223372036854775807)
+        FROM messages AS c
+        WHERE c.message_id = :before_id)
+ORDER BY m.pub_date DESC, m.message_id DESC
+LIMIT :limit;
+
+-- name: user_timeline
+-- One author's messages, newest first (messages_author_timeline_idx).
+SELECT m.message_id, m.text, m.pub_date, u.username, u.email
+FROM messages AS m
+JOIN users AS u ON u.user_id = m.author_id
+WHERE m.author_id = :author_id
+  AND NOT m.flagged
+  AND (m.pub_date, m.message_id) < (
+        SELECT coalesce(max(c.pub_date), 'infinity'), coalesce(max(c.message_id), 9223372036854775807)
+        FROM messages AS c
+        WHERE c.message_id = :before_id)
+ORDER BY m.pub_date DESC, m.message_id DESC
+LIMIT :limit;
+
+-- name: home_timeline
+-- A user's own messages and those of everyone they follow, newest first. Each author's newest
+-- :limit messages come from messages_author_timeline_idx and are merged, so the cost grows with
+-- the number of authors followed, not with the size of the messages table.
+SELECT m.message_id, m.text, m.pub_date, u.username, u.email
+FROM (
+    SELECT CAST(:user_id AS bigint) AS author_id
+    UNION
+    SELECT f.followed_id FROM follows AS f WHERE f.follower_id = :user_id
+) AS a
+CROSS JOIN LATERAL (
+    SELECT x.message_id, x.text, x.pub_date, x.author_id
+    FROM messages AS x
+    WHERE x.author_id = a.author_id
+      AND NOT x.flagged
+      AND (x.pub_date, x.message_id) < (
+            SELECT coalesce(max(c.pub_date), 'infinity'), coalesce(max(c.message_id), 9223372036854775807)
+            FROM messages AS c
+            WHERE c.message_id = :before_id)
+    ORDER BY x.pub_date DESC, x.message_id DESC
+    LIMIT :limit
+) AS m
+JOIN users AS u ON u.user_id = m.author_id
+ORDER BY m.pub_date DESC, m.message_id DESC
+LIMIT :limit;

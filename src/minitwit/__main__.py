@@ -1,0 +1,3 @@
+from minitwit.cli import main
+
+raise SystemExit(main())

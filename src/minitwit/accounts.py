@@ -1,0 +1,71 @@
+"""Accounts: signing up, signing in, posting, and resolving usernames."""
+
+from __future__ import annotations
+
+from minitwit import passwords
+from minitwit.db import Session
+from minitwit.errors import InvalidInput, UnknownUser
+from minitwit.models import User
+from minitwit.validation import validate_message, validate_registration
+
+TAKEN = "The username is already taken"
+
+# Usernames that would be shadowed by a route of the site (GET /<username> comes last).
+RESERVED_USERNAMES = frozenset(
+    {"public", "login", "logout", "register", "add_message", "static", "metrics", "health",
+     "ready", "latest", "msgs", "fllws", "openapi.json", "favicon.ico", "robots.txt"}
+)
+
+
+async def user_id_of(db: Session, username: str) -> int:
+    """The id of ``username``; UnknownUser when there is none."""
+    user_id = await db.fetch_value("get_user_id", username=username)
+    if user_id is None:
+        raise UnknownUser(username)
+    return int(user_id)
+
+
+async def profile(db: Session, username: str) -> User:
+    row = await db.fetch_one("get_user_profile", username=username)
+    if row is None:
+        raise UnknownUser(username)
+    return User(row["user_id"], row["username"], row["email"])
+
+
+async def register(
+    db: Session, username: str, email: str, password: str, password2: str | None = None
+) -> int:
+    """Creates an account and returns its id; InvalidInput says what is wrong otherwise."""
+    error = validate_registration(username, email, password, password2)
+    if error is None and username.lower() in RESERVED_USERNAMES:
+        error = "This username is reserved, please choose another"
+    if error is None and await db.fetch_value("get_user_id", username=username) is not None:
+        error = TAKEN  # checked before hashing, so a duplicate costs no Argon2 time
+    if error:
+        raise InvalidInput(error)
+    pw_hash = await passwords.hash_password(password)
+    user_id = await db.fetch_value("create_user", username=username, email=email, pw_hash=pw_hash)
+    if user_id is None:  # another request took the name between the check and the insert
+        raise InvalidInput(TAKEN)
+    return int(user_id)
+
+
+async def authenticate(db: Session, username: str, password: str) -> User:
+    """The user whose credentials these are; InvalidInput with the contract's texts otherwise."""
+    row = await db.fetch_one("get_user_by_name", username=username)
+    if row is None:
+        raise InvalidInput("Invalid username")
+    if not await passwords.verify_password(row["pw_hash"], password):
+        raise InvalidInput("Invalid password")
+    if passwords.needs_rehash(row["pw_hash"]):
+        new_hash = await passwords.hash_password(password)
+        await db.execute("update_password_hash", user_id=row["user_id"], pw_hash=new_hash)
+    return User(row["user_id"], row["username"], row["email"])
+
+
+async def post_message(db: Session, author_id: int, text: str) -> int:
+    """Records a message; returns its id."""
+    error = validate_message(text)
+    if error:
+        raise InvalidInput(error)
+    return int(await db.fetch_value("insert_message", author_id=author_id, text=text))

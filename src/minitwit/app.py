@@ -1,0 +1,128 @@
+"""The Starlette application: route table, middleware, start-up and shutdown, error rendering."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from minitwit import api, operations, web
+from minitwit.api import SimulatorCredential
+from minitwit.db import Database
+from minitwit.errors import MiniTwitError
+from minitwit.paths import STATIC_DIR
+from minitwit.settings import Settings
+from minitwit.templating import render
+
+SESSION_MAX_AGE = 14 * 24 * 3600  # two weeks
+API_PREFIXES = ("/msgs", "/fllws", "/latest")
+
+
+async def register(request: Request) -> Response:
+    """POST /register is the simulator's when the body is JSON, the sign-up form's otherwise."""
+    if request.method == "POST" and request.headers.get("content-type", "").startswith("application/json"):
+        return await api.register(request)
+    return await web.register(request)
+
+
+routes = [
+    Route("/", web.timeline, name="timeline"),
+    Route("/public", web.public_timeline, name="public_timeline"),
+    Route("/add_message", web.add_message, methods=["POST"], name="add_message"),
+    Route("/login", web.login, methods=["GET", "POST"], name="login"),
+    Route("/register", register, methods=["GET", "POST"], name="register"),
+    Route("/logout", web.logout, methods=["GET", "POST"], name="logout"),
+    Route("/latest", api.get_latest, methods=["GET"], name="api_latest"),
+    Route("/msgs", api.messages, methods=["GET"], name="api_messages"),
+    Route("/msgs/{username}", api.user_messages, methods=["GET"], name="api_user_messages"),
+    Route("/msgs/{username}", api.post_message, methods=["POST"], name="api_post_message"),
+    Route("/fllws/{username}", api.followed, methods=["GET"], name="api_follows"),
+    Route("/fllws/{username}", api.change_follow, methods=["POST"], name="api_change_follow"),
+    Route("/health", operations.health, methods=["GET"], name="health"),
+    Route("/ready", operations.ready, methods=["GET"], name="ready"),
+    Mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static"),
+    Route("/{username}/follow", web.follow_user, methods=["GET", "POST"], name="follow_user"),
+    Route("/{username}/unfollow", web.unfollow_user, methods=["GET", "POST"], name="unfollow_user"),
+    Route("/{username}", web.user_timeline, methods=["GET"], name="user_timeline"),
+]
+
+
+def wants_json(request: Request) -> bool:
+    return bool(request.scope.get("minitwit.api")) or request.url.path.startswith(API_PREFIXES)
+
+
+def error_response(request: Request, status_code: int, message: str) -> Response:
+    """The one place an error becomes a JSON body (API) or an HTML page (web)."""
+    if wants_json(request):
+        return JSONResponse({"status": status_code, "error_msg": message}, status_code=status_code)
+    return render(request, "error.html", status_code=status_code, status=status_code, message=message)
+
+
+async def handle_minitwit_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, MiniTwitError)
+    return error_response(request, exc.status_code, exc.message)
+
+
+async def handle_http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    messages = {404: "Not found", 405: "Method not allowed"}
+    message = exc.detail if exc.detail and exc.status_code not in messages else messages.get(exc.status_code, "")
+    return error_response(request, exc.status_code, message or str(exc.detail))
+
+
+async def handle_server_error(request: Request, exc: Exception) -> Response:
+    return error_response(request, 500, "Internal server error: the failure was logged")
+
+
+def create_app(settings: Settings, database_url: str) -> Starlette:
+    """The app for ``settings``, on the PostgreSQL database at ``database_url``."""
+    database = Database(database_url, pool_size=settings.db_pool_size)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await database.connect()
+        try:
+            yield
+        finally:
+            await database.disconnect()
+
+    app = Starlette(
+        routes=routes,
+        middleware=[
+            Middleware(
+                SessionMiddleware,
+                secret_key=settings.secret_key,
+                session_cookie="minitwit_session",
+                max_age=SESSION_MAX_AGE,
+                same_site="lax",
+                https_only=settings.production,
+            ),
+        ],
+        exception_handlers={
+            MiniTwitError: handle_minitwit_error,
+            HTTPException: handle_http_exception,
+            Exception: handle_server_error,
+        },
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.database_url = database_url
+    app.state.db = database
+    app.state.simulator_credential = SimulatorCredential(settings.simulator_username, settings.simulator_password)
+    return app
+
+
+def app_from_environment() -> Starlette:
+    """uvicorn's factory: ``minitwit serve`` has put the database URL in the environment."""
+    settings = Settings.from_env()
+    if not settings.database_url:
+        raise RuntimeError("DATABASE_URL is not set; start the server with `minitwit serve`")
+    return create_app(settings, settings.database_url)

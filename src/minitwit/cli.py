@@ -1,0 +1,93 @@
+"""The ``minitwit`` command: serve, migrate, and the operator's tools."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from collections.abc import Sequence
+
+from minitwit import migrations
+from minitwit.runtime import database_url
+from minitwit.settings import ConfigError, Settings
+
+
+def serve(settings: Settings, args: argparse.Namespace) -> int:
+    """Migrates (under the lock) and serves with uvicorn until SIGINT/SIGTERM."""
+    import uvicorn
+
+    # uvicorn re-raises SIGTERM once it has shut down; turned into SystemExit here, it unwinds
+    # through database_url() so that the embedded PostgreSQL stops with the server.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    with database_url(settings) as url:
+        applied = migrations.apply(url)
+        if applied:
+            print(f"minitwit: applied migrations {', '.join(applied)}", file=sys.stderr)
+        os.environ["DATABASE_URL"] = url  # uvicorn's workers build the app from the environment
+        uvicorn.run(
+            "minitwit.app:app_from_environment",
+            factory=True,
+            host=args.host or settings.host,
+            port=args.port or settings.port,
+            workers=args.workers or settings.workers,
+            loop="uvloop",
+            http="httptools",
+            access_log=False,
+            server_header=False,
+            timeout_graceful_shutdown=10,
+        )
+    return 0
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
+def migrate(settings: Settings, args: argparse.Namespace) -> int:
+    """Applies pending migrations, or with --check reports them and exits 1 while any remain."""
+    with database_url(settings) as url:
+        if args.check:
+            todo = migrations.pending(url)
+            for migration_id in todo:
+                print(f"pending: {migration_id}")
+            print("migrations: up to date" if not todo else f"migrations: {len(todo)} pending")
+            return 1 if todo else 0
+        if args.rollback:
+            undone = migrations.rollback_latest(url)
+            print(f"rolled back: {', '.join(undone) or 'nothing'}")
+            return 0
+        applied = migrations.apply(url)
+        print(f"applied: {', '.join(applied)}" if applied else "migrations: up to date")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="minitwit", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve_parser = commands.add_parser("serve", help="migrate, then serve the web UI and the simulator API")
+    serve_parser.add_argument("--host", help="address to listen on (MINITWIT_HOST, default 127.0.0.1)")
+    serve_parser.add_argument("--port", type=int, help="port (MINITWIT_PORT, default 5000)")
+    serve_parser.add_argument("--workers", type=int, help="worker processes (MINITWIT_WORKERS, default CPUs)")
+    serve_parser.set_defaults(run=serve)
+
+    migrate_parser = commands.add_parser("migrate", help="apply pending schema migrations")
+    mode = migrate_parser.add_mutually_exclusive_group()
+    mode.add_argument("--check", action="store_true", help="list pending migrations; exit 1 if any")
+    mode.add_argument("--rollback", action="store_true", help="roll back the latest migration")
+    migrate_parser.set_defaults(run=migrate)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except ConfigError as error:
+        print(f"minitwit: {error}", file=sys.stderr)
+        return 2
+    try:
+        return int(args.run(settings, args))
+    except KeyboardInterrupt:  # Ctrl-C: everything has been shut down on the way out
+        return 130

@@ -1,0 +1,31 @@
+"""Follows: who follows whom."""
+
+from __future__ import annotations
+
+from minitwit.accounts import user_id_of
+from minitwit.db import Session
+from minitwit.errors import InvalidInput
+from minitwit.timelines import clamp_limit
+
+
+async def follow(db: Session, follower_id: int, username: str) -> None:
+    """``follower_id`` follows ``username``; already following changes nothing."""
+    followed_id = await user_id_of(db, username)
+    if followed_id == follower_id:
+        raise InvalidInput("You cannot follow yourself")
+    await db.execute("follow", follower_id=follower_id, followed_id=followed_id)
+
+
+async def unfollow(db: Session, follower_id: int, username: str) -> None:
+    """``follower_id`` stops following ``username``; not following changes nothing."""
+    followed_id = await user_id_of(db, username)
+    await db.execute("unfollow", follower_id=follower_id, followed_id=followed_id)
+
+
+async def is_following(db: Session, follower_id: int, followed_id: int) -> bool:
+    return bool(await db.fetch_value("is_following", follower_id=follower_id, followed_id=followed_id))
+
+
+async def followed_usernames(db: Session, follower_id: int, *, limit: int = 100) -> list[str]:
+    rows = await db.fetch_all("followed_usernames", follower_id=follower_id, limit=clamp_limit(limit))
+    return [row["username"] for row in rows]

@@ -1,0 +1,73 @@
+"""Schema migrations (yoyo, plain SQL in migrations/), applied by one process at a time.
+
+Replicas that start together all call ``apply``; a PostgreSQL advisory lock lets one apply the
+pending migrations while the others wait and then find nothing to do. Unlike yoyo's own lock
+table, an advisory lock dies with its connection, so a killed applier never blocks the next.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+from yoyo import get_backend, read_migrations
+
+from minitwit.paths import MIGRATIONS_DIR
+
+# An arbitrary constant that names "MiniTwit schema migrations" among advisory locks.
+MIGRATION_LOCK_KEY = 0x4D696E6954776974  # "MiniTwit"
+
+
+def libpq_url(database_url: str) -> str:
+    """The URL as libpq and psycopg read it (no SQLAlchemy-style driver suffix)."""
+    scheme, sep, rest = database_url.partition("://")
+    return "postgresql://" + rest if sep and scheme.startswith("postgres") else database_url
+
+
+def yoyo_url(database_url: str) -> str:
+    """yoyo needs a synchronous driver; psycopg 3 is the one installed."""
+    return "postgresql+psycopg://" + libpq_url(database_url).partition("://")[2]
+
+
+@contextmanager
+def migration_lock(database_url: str) -> Iterator[None]:
+    with psycopg.connect(libpq_url(database_url), autocommit=True) as connection:
+        connection.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
+        try:
+            yield
+        finally:
+            connection.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
+
+
+def pending(database_url: str) -> list[str]:
+    """Ids of the migrations not yet applied."""
+    backend = get_backend(yoyo_url(database_url))
+    try:
+        return [migration.id for migration in backend.to_apply(read_migrations(str(MIGRATIONS_DIR)))]
+    finally:
+        backend.connection.close()
+
+
+def apply(database_url: str) -> list[str]:
+    """Applies pending migrations under the lock; returns the ids applied by this process."""
+    with migration_lock(database_url):
+        backend = get_backend(yoyo_url(database_url))
+        try:
+            todo = backend.to_apply(read_migrations(str(MIGRATIONS_DIR)))
+            backend.apply_migrations(todo)
+            return [migration.id for migration in todo]
+        finally:
+            backend.connection.close()
+
+
+def rollback_latest(database_url: str) -> list[str]:
+    """Rolls back the most recently applied migration (for operators; see README)."""
+    with migration_lock(database_url):
+        backend = get_backend(yoyo_url(database_url))
+        try:
+            applied = backend.to_rollback(read_migrations(str(MIGRATIONS_DIR)))[:1]
+            backend.rollback_migrations(applied)
+            return [migration.id for migration in applied]
+        finally:
+            backend.connection.close()

@@ -1,0 +1,126 @@
+"""Configuration from the environment.
+
+Every variable ``X`` may instead be given as ``X_FILE``, the path of a file holding the value
+(Docker and Swarm secrets). Development defaults exist so that ``make run`` works on a fresh
+clone; production mode (``MINITWIT_ENV=production``) refuses every one of them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# Development defaults: fine on a laptop, refused in production mode.
+DEV_SECRET_KEY = "dev-only-insecure-secret-key"  # nosec B105 - refused when MINITWIT_ENV=production
+DEV_SIMULATOR_USERNAME = "simulator"
+DEV_SIMULATOR_PASSWORD = "super_safe!"  # nosec B105 - the course simulator's public default
+
+
+class ConfigError(RuntimeError):
+    """The configuration is unusable; the message says what to set."""
+
+
+def read_variable(env: Mapping[str, str], name: str) -> str | None:
+    """The value of ``name``, or of the file that ``name_FILE`` points at (trailing newline stripped)."""
+    path = env.get(f"{name}_FILE")
+    if path:
+        try:
+            return Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+        except OSError as error:
+            raise ConfigError(f"{name}_FILE={path} cannot be read: {error.strerror}") from error
+    value = env.get(name)
+    return value if value else None
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = read_variable(env, name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, not {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the app and the CLI need to know, read once at start-up."""
+
+    environment: str = "development"
+    database_url: str | None = None
+    data_dir: Path = Path(".minitwit-data")
+    secret_key: str = DEV_SECRET_KEY
+    simulator_username: str = DEV_SIMULATOR_USERNAME
+    simulator_password: str = DEV_SIMULATOR_PASSWORD
+    metrics_token: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 5000
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    db_pool_size: int = 10
+    log_level: str = "INFO"
+    log_format: str = "json"
+    sentry_dsn: str | None = None
+    sentry_environment: str | None = None
+    sentry_release: str | None = None
+    # Names of the variables that fell back to a development default (refused in production).
+    defaulted: frozenset[str] = frozenset()
+
+    @property
+    def production(self) -> bool:
+        return self.environment == "production"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        get = lambda name: read_variable(env, name)  # noqa: E731 - a short local alias
+        defaulted = frozenset(
+            name
+            for name in ("SECRET_KEY", "SIMULATOR_USERNAME", "SIMULATOR_PASSWORD")
+            if get(name) is None
+        )
+        settings = cls(
+            environment=(get("MINITWIT_ENV") or "development").lower(),
+            database_url=get("DATABASE_URL"),
+            data_dir=Path(get("MINITWIT_DATA_DIR") or ".minitwit-data"),
+            secret_key=get("SECRET_KEY") or DEV_SECRET_KEY,
+            simulator_username=get("SIMULATOR_USERNAME") or DEV_SIMULATOR_USERNAME,
+            simulator_password=get("SIMULATOR_PASSWORD") or DEV_SIMULATOR_PASSWORD,
+            metrics_token=get("METRICS_TOKEN"),
+            host=get("MINITWIT_HOST") or "127.0.0.1",
+            port=_int(env, "MINITWIT_PORT", 5000),
+            workers=_int(env, "MINITWIT_WORKERS", os.cpu_count() or 1),
+            db_pool_size=_int(env, "DB_POOL_SIZE", 10),
+            log_level=(get("LOG_LEVEL") or "INFO").upper(),
+            log_format=(get("LOG_FORMAT") or "json").lower(),
+            sentry_dsn=get("SENTRY_DSN"),
+            sentry_environment=get("SENTRY_ENVIRONMENT"),
+            sentry_release=get("SENTRY_RELEASE"),
+            defaulted=defaulted,
+        )
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Refuse what cannot work, and in production every development default."""
+        if self.environment not in ("development", "production", "test"):
+            raise ConfigError("MINITWIT_ENV must be development, test or production")
+        if self.log_format not in ("json", "text"):
+            raise ConfigError("LOG_FORMAT must be json or text")
+        if not self.production:
+            return
+        problems = []
+        if not self.database_url:
+            problems.append("DATABASE_URL is required (the embedded database is for development)")
+        if self.secret_key == DEV_SECRET_KEY or len(self.secret_key) < 32:
+            problems.append("SECRET_KEY must be set to a random value of at least 32 characters")
+        # The simulator's credential may well be the course's published one, but only when an
+        # operator wrote it down on purpose: a silent fallback is refused.
+        for name in ("SIMULATOR_USERNAME", "SIMULATOR_PASSWORD"):
+            if name in self.defaulted:
+                problems.append(f"{name} must be set explicitly")
+        if not self.metrics_token:
+            problems.append("METRICS_TOKEN is required so that /metrics is not public")
+        if problems:
+            raise ConfigError("refusing to start in production mode: " + "; ".join(problems))

@@ -1,0 +1,57 @@
+"""Input rules shared by the web forms and the simulator API: pure functions, no I/O.
+
+Each returns the user-facing error text (CONTRACT section 2), or None when the input is fine.
+The maximum lengths match the CHECK constraints of migrations/0001.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+
+MAX_USERNAME_LENGTH = 64
+MAX_EMAIL_LENGTH = 254  # RFC 5321 path limit
+MAX_PASSWORD_LENGTH = 1024  # hashing cost must stay bounded
+MAX_MESSAGE_LENGTH = 1000
+
+
+def has_control_characters(text: str) -> bool:
+    """Control characters (NUL, escapes, ...) have no place in names or one-line fields."""
+    return any(unicodedata.category(char) in ("Cc", "Cf", "Cs") for char in text)
+
+
+def validate_registration(
+    username: str, email: str, password: str, password2: str | None = None
+) -> str | None:
+    """The first problem with a sign-up, in the order the original MiniTwit checks them."""
+    if not username:
+        return "You have to enter a username"
+    if len(username) > MAX_USERNAME_LENGTH:
+        return f"The username may have at most {MAX_USERNAME_LENGTH} characters"
+    if has_control_characters(username) or username != username.strip() or "/" in username:
+        return "The username may not contain control characters, slashes or surrounding spaces"
+    if not email or "@" not in email:
+        return "You have to enter a valid email address"
+    if len(email) > MAX_EMAIL_LENGTH or has_control_characters(email) or len(email) < 3:
+        return "You have to enter a valid email address"
+    if not password:
+        return "You have to enter a password"
+    if len(password) > MAX_PASSWORD_LENGTH:
+        return f"The password may have at most {MAX_PASSWORD_LENGTH} characters"
+    if "\x00" in password:
+        return "The password may not contain NUL characters"
+    if password2 is not None and password != password2:
+        return "The two passwords do not match"
+    return None
+
+
+def validate_message(text: str) -> str | None:
+    """The problem with a message's text, if any."""
+    if not text or not text.strip():
+        return "You have to enter a message"
+    if len(text) > MAX_MESSAGE_LENGTH:
+        return f"A message may have at most {MAX_MESSAGE_LENGTH} characters"
+    if "\x00" in text or any(
+        unicodedata.category(char) == "Cc" and char not in "\n\r\t" for char in text
+    ):
+        return "A message may not contain control characters"
+    return None

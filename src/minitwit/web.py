@@ -1,0 +1,174 @@
+"""The web UI (CONTRACT section 2): HTML renderings of the timeline, account and follow handlers."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from functools import wraps
+
+import asyncpg
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from minitwit import accounts, follows, timelines
+from minitwit.db import Session
+from minitwit.errors import InvalidInput, NotSignedIn
+from minitwit.models import User
+from minitwit.requests_util import query_int, read_body
+from minitwit.templating import flash, render
+
+WebHandler = Callable[[Request, Session], Awaitable[Response]]
+
+
+def current_user(request: Request) -> User | None:
+    """The signed-in user, from the signed session cookie (no database round trip)."""
+    session = request.session
+    if "user_id" not in session:
+        return None
+    return User(int(session["user_id"]), str(session.get("username", "")), "")
+
+
+def page(handler: WebHandler) -> Callable[[Request], Awaitable[Response]]:
+    """Runs a web handler on one pooled connection, with the signed-in user in the scope."""
+
+    @wraps(handler)
+    async def endpoint(request: Request) -> Response:
+        request.scope["minitwit.user"] = current_user(request)
+        async with request.app.state.db.session() as db:
+            return await handler(request, db)
+
+    return endpoint
+
+
+def signed_in(request: Request) -> User:
+    user: User | None = request.scope.get("minitwit.user")
+    if user is None:
+        raise NotSignedIn("You need to sign in to do that")
+    return user
+
+
+def redirect(request: Request, route: str, **params: str) -> Response:
+    return RedirectResponse(request.url_for(route, **params), status_code=302)
+
+
+async def form(request: Request) -> dict[str, str]:
+    """The posted form fields as strings (bounded body; files are ignored)."""
+    await read_body(request)
+    data = await request.form()
+    return {key: value for key, value in data.items() if isinstance(value, str)}
+
+
+@page
+async def timeline(request: Request, db: Session) -> Response:
+    """Shows the signed-in user's timeline, or redirects to the public one."""
+    user = request.scope["minitwit.user"]
+    if user is None:
+        return redirect(request, "public_timeline")
+    page_ = await timelines.home_timeline(db, user.user_id, before=query_int(request, "before"))
+    return render(request, "timeline.html", timeline=page_, kind="home")
+
+
+@page
+async def public_timeline(request: Request, db: Session) -> Response:
+    """Shows everybody's messages."""
+    page_ = await timelines.public_timeline(db, before=query_int(request, "before"))
+    return render(request, "timeline.html", timeline=page_, kind="public")
+
+
+@page
+async def user_timeline(request: Request, db: Session) -> Response:
+    """Shows one user's messages, with a follow/unfollow control for other signed-in users."""
+    profile = await accounts.profile(db, request.path_params["username"])
+    user = request.scope["minitwit.user"]
+    followed = user is not None and await follows.is_following(db, user.user_id, profile.user_id)
+    page_ = await timelines.user_timeline(db, profile.user_id, before=query_int(request, "before"))
+    return render(request, "timeline.html", timeline=page_, kind="user", profile=profile, followed=followed)
+
+
+@page
+async def follow_user(request: Request, db: Session) -> Response:
+    """Follows the user in the path, then shows their page."""
+    user, username = signed_in(request), request.path_params["username"]
+    try:
+        await follows.follow(db, user.user_id, username)
+        flash(request, f'You are now following "{username}"')
+    except InvalidInput as error:
+        flash(request, error.message)
+    return redirect(request, "user_timeline", username=username)
+
+
+@page
+async def unfollow_user(request: Request, db: Session) -> Response:
+    """Unfollows the user in the path, then shows their page."""
+    user, username = signed_in(request), request.path_params["username"]
+    await follows.unfollow(db, user.user_id, username)
+    flash(request, f'You are no longer following "{username}"')
+    return redirect(request, "user_timeline", username=username)
+
+
+@page
+async def add_message(request: Request, db: Session) -> Response:
+    """Posts a message as the signed-in user, then shows their timeline."""
+    user = signed_in(request)
+    text = (await form(request)).get("text", "")
+    try:
+        await accounts.post_message(db, user.user_id, text)
+        flash(request, "Your message was recorded")
+    except InvalidInput as error:
+        flash(request, error.message)
+    except asyncpg.ForeignKeyViolationError:  # the session names a user that no longer exists
+        request.session.clear()
+        raise NotSignedIn("Your account no longer exists; please sign up again") from None
+    return redirect(request, "timeline")
+
+
+@page
+async def login(request: Request, db: Session) -> Response:
+    """Signs a user in."""
+    if request.scope["minitwit.user"] is not None:
+        return redirect(request, "timeline")
+    error, fields = None, {}
+    if request.method == "POST":
+        fields = await form(request)
+        try:
+            user = await accounts.authenticate(db, fields.get("username", ""), fields.get("password", ""))
+        except InvalidInput as problem:
+            error = problem.message
+        else:
+            request.session.clear()
+            request.session.update({"user_id": user.user_id, "username": user.username})
+            flash(request, "You were logged in")
+            return redirect(request, "timeline")
+    return render(request, "login.html", error=error, username=fields.get("username", ""))
+
+
+@page
+async def register(request: Request, db: Session) -> Response:
+    """Signs a user up through the form."""
+    if request.scope["minitwit.user"] is not None:
+        return redirect(request, "timeline")
+    error, fields = None, {}
+    if request.method == "POST":
+        fields = await form(request)
+        try:
+            await accounts.register(
+                db,
+                fields.get("username", ""),
+                fields.get("email", ""),
+                fields.get("password", ""),
+                fields.get("password2", ""),
+            )
+        except InvalidInput as problem:
+            error = problem.message
+        else:
+            flash(request, "You were successfully registered and can login now")
+            return redirect(request, "login")
+    return render(
+        request, "register.html", error=error, username=fields.get("username", ""), email=fields.get("email", "")
+    )
+
+
+async def logout(request: Request) -> Response:
+    """Signs the user out."""
+    request.session.clear()
+    flash(request, "You were logged out")
+    return redirect(request, "public_timeline")

