@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from minitwit import api, operations, web
+from minitwit import api, observability, operations, web
 from minitwit.api import SimulatorCredential
 from minitwit.db import Database
 from minitwit.errors import MiniTwitError
@@ -48,6 +48,7 @@ routes = [
     Route("/fllws/{username}", api.change_follow, methods=["POST"], name="api_change_follow"),
     Route("/health", operations.health, methods=["GET"], name="health"),
     Route("/ready", operations.ready, methods=["GET"], name="ready"),
+    Route("/metrics", observability.metrics_endpoint, methods=["GET"], name="metrics"),
     Mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static"),
     Route("/{username}/follow", web.follow_user, methods=["GET", "POST"], name="follow_user"),
     Route("/{username}/unfollow", web.unfollow_user, methods=["GET", "POST"], name="unfollow_user"),
@@ -60,10 +61,16 @@ def wants_json(request: Request) -> bool:
 
 
 def error_response(request: Request, status_code: int, message: str) -> Response:
-    """The one place an error becomes a JSON body (API) or an HTML page (web)."""
+    """The one place an error becomes a JSON body (API) or an HTML page (web). A server error
+    shows the request id, which finds its log lines and its Sentry event."""
+    request_id = request.scope.get(observability.REQUEST_ID) if status_code >= 500 else None
     if wants_json(request):
-        return JSONResponse({"status": status_code, "error_msg": message}, status_code=status_code)
-    return render(request, "error.html", status_code=status_code, status=status_code, message=message)
+        body: dict[str, object] = {"status": status_code, "error_msg": message}
+        if request_id:
+            body["request_id"] = request_id
+        return JSONResponse(body, status_code=status_code)
+    return render(request, "error.html", status_code=status_code, status=status_code, message=message,
+                  request_id=request_id)
 
 
 async def handle_minitwit_error(request: Request, exc: Exception) -> Response:
@@ -117,12 +124,14 @@ def create_app(settings: Settings, database_url: str) -> Starlette:
     app.state.database_url = database_url
     app.state.db = database
     app.state.simulator_credential = SimulatorCredential(settings.simulator_username, settings.simulator_password)
+    observability.instrument(app, database)
     return app
 
 
 def app_from_environment() -> Starlette:
     """uvicorn's factory: ``minitwit serve`` has put the database URL in the environment."""
     settings = Settings.from_env()
+    observability.configure_process(settings)  # uvicorn's worker processes start here
     if not settings.database_url:
         raise RuntimeError("DATABASE_URL is not set; start the server with `minitwit serve`")
     return create_app(settings, settings.database_url)

@@ -8,7 +8,10 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from loguru import logger
+
 from minitwit import migrations
+from minitwit.observability import configure_process
 from minitwit.runtime import database_url
 from minitwit.settings import ConfigError, Settings
 
@@ -20,10 +23,11 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     # uvicorn re-raises SIGTERM once it has shut down; turned into SystemExit here, it unwinds
     # through database_url() so that the embedded PostgreSQL stops with the server.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    configure_process(settings)  # logs and Sentry here; each uvicorn worker configures its own too
     with database_url(settings) as url:
         applied = migrations.apply(url)
         if applied:
-            print(f"minitwit: applied migrations {', '.join(applied)}", file=sys.stderr)
+            logger.info("applied migrations {}", ", ".join(applied))
         os.environ["DATABASE_URL"] = url  # uvicorn's workers build the app from the environment
         uvicorn.run(
             "minitwit.app:app_from_environment",
@@ -33,7 +37,8 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
             workers=args.workers or settings.workers,
             loop="uvloop",
             http="httptools",
-            access_log=False,
+            access_log=False,  # the app writes one access line per request itself
+            log_config=None,  # uvicorn's loggers go through loguru (configure_logging)
             server_header=False,
             timeout_graceful_shutdown=10,
         )

@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+from functools import cache
 
+import asyncpg
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from yoyo import read_migrations
 
-from minitwit import migrations
+from minitwit.paths import MIGRATIONS_DIR
+
+READY_TIMEOUT = 2.0  # seconds; an orchestrator's probe should not hang on a stuck database
+
+
+@cache
+def known_migrations() -> tuple[str, ...]:
+    """The ids of the migrations this version ships, read from migrations/ once per process."""
+    return tuple(migration.id for migration in read_migrations(str(MIGRATIONS_DIR)))
 
 
 async def health(request: Request) -> Response:
@@ -15,12 +26,21 @@ async def health(request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
 
+async def pending_migrations(request: Request) -> list[str]:
+    """Migrations this version ships that the database lacks: one query on yoyo's table."""
+    async with request.app.state.db.session() as db:
+        try:
+            applied = {row["migration_id"] for row in await db.fetch_all("applied_migrations")}
+        except asyncpg.UndefinedTableError:  # never migrated at all
+            applied = set()
+    return [migration_id for migration_id in known_migrations() if migration_id not in applied]
+
+
 async def ready(request: Request) -> Response:
     """The database answers and no migration is pending (orchestrator readiness)."""
     try:
-        async with request.app.state.db.session() as db:
-            await db.fetch_value("get_latest")
-        pending = await asyncio.to_thread(migrations.pending, request.app.state.database_url)
+        async with asyncio.timeout(READY_TIMEOUT):
+            pending = await pending_migrations(request)
     except Exception as error:  # noqa: BLE001 - any failure means "not ready", with the reason
         return JSONResponse({"status": "unavailable", "reason": type(error).__name__}, status_code=503)
     if pending:

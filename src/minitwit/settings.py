@@ -16,6 +16,7 @@ from pathlib import Path
 DEV_SECRET_KEY = "dev-only-insecure-secret-key"  # nosec B105 - refused when MINITWIT_ENV=production
 DEV_SIMULATOR_USERNAME = "simulator"
 DEV_SIMULATOR_PASSWORD = "super_safe!"  # nosec B105 - the course simulator's public default
+LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")  # loguru's
 
 
 class ConfigError(RuntimeError):
@@ -108,6 +109,8 @@ class Settings:
             raise ConfigError("MINITWIT_ENV must be development, test or production")
         if self.log_format not in ("json", "text"):
             raise ConfigError("LOG_FORMAT must be json or text")
+        if self.log_level not in LOG_LEVELS:
+            raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
         if not self.production:
             return
         problems = []

@@ -1,0 +1,82 @@
+"""The request observer: request ids, metrics, one access log line per request, and unhandled
+exceptions to the log and to Sentry. Pure ASGI: no extra task, no Request object per request.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from time import perf_counter
+
+from loguru import logger
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from minitwit.observability.metrics import Metrics, method_label, route_label
+from minitwit.observability.sentry import report_exception
+
+REQUEST_ID = "minitwit.request_id"  # the scope key; error pages read it from there
+HEADER = b"x-request-id"
+# An incoming id is kept when it is short and made of characters safe in logs and headers.
+VALID_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
+
+
+def incoming_request_id(headers: list[tuple[bytes, bytes]]) -> str | None:
+    for name, value in headers:
+        if name == HEADER:
+            return value.decode("ascii") if VALID_REQUEST_ID.fullmatch(value) else None
+    return None
+
+
+class RequestObserver:
+    """Wraps the whole app, outside Starlette's ServerErrorMiddleware, so that it sees the status
+    of every response, the 500 page included, and the exception behind it."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = incoming_request_id(scope["headers"]) or os.urandom(16).hex()
+        scope[REQUEST_ID] = request_id
+        id_header = (HEADER, request_id.encode("ascii"))
+        status = 0
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [*message.get("headers", ()), id_header]
+            await send(message)
+
+        metrics = self.metrics
+        metrics.in_flight += 1
+        failure: Exception | None = None
+        started = perf_counter()
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception as error:
+            failure = error
+            if not status:  # nothing reached the client: let the server answer and log it
+                raise
+            # Starlette has sent the error page; the exception ends here, reported once below.
+        finally:
+            seconds = perf_counter() - started
+            metrics.in_flight -= 1
+            route, method = route_label(scope), method_label(scope["method"])
+            status = status or 500
+            if failure is not None:
+                self._report(failure, request_id, route, method, scope["path"])
+            metrics.observe_request(route, method, status, seconds, scope.get("minitwit.simulator_action"))
+            logger.info(
+                "request", request_id=request_id, method=method, route=route, path=scope["path"],
+                status=status, duration_ms=round(seconds * 1000, 3),
+            )
+
+    @staticmethod
+    def _report(error: Exception, request_id: str, route: str, method: str, path: str) -> None:
+        logger.opt(exception=error).error(
+            "unhandled exception", request_id=request_id, method=method, route=route, path=path)
+        report_exception(error, request_id=request_id, route=route, method=method, path=path)
