@@ -157,7 +157,7 @@ def test_usernames_with_spaces_and_symbols(server: LiveServer) -> None:
 
 
 def test_paging_shows_30_and_links_older(server: LiveServer) -> None:
-    _, session = register_and_login(server, "foo")
+    register(server, "foo", "default")
     for number in range(35):
         sql(server.database_url, "INSERT INTO messages (author_id, text) SELECT user_id, %s FROM users", f"m{number}")
     first = server.get("/public").text

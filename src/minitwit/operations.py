@@ -21,7 +21,7 @@ async def ready(request: Request) -> Response:
         async with request.app.state.db.session() as db:
             await db.fetch_value("get_latest")
         pending = await asyncio.to_thread(migrations.pending, request.app.state.database_url)
-    except Exception as error:  # noqa: BLE001 - any failure means "not ready", with the reason
+    except Exception as error:
         return JSONResponse({"status": "unavailable", "reason": type(error).__name__}, status_code=503)
     if pending:
         return JSONResponse({"status": "migrating", "pending": pending}, status_code=503)

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 # Development defaults: fine on a laptop, refused in production mode.
-DEV_SECRET_KEY = "dev-only-insecure-secret-key"  # nosec B105 - refused when MINITWIT_ENV=production
+DEV_SECRET_KEY = "dev-only-insecure-secret-key"  # noqa: S105  # nosec B105 - refused when MINITWIT_ENV=production
 DEV_SIMULATOR_USERNAME = "simulator"
-DEV_SIMULATOR_PASSWORD = "super_safe!"  # nosec B105 - the course simulator's public default
+DEV_SIMULATOR_PASSWORD = "super_safe!"  # noqa: S105  # nosec B105 - the course simulator's public default
 
 
 class ConfigError(RuntimeError):
