@@ -53,5 +53,5 @@ def test_duplicate_names_across_files_are_refused(tmp_path: Path) -> None:
 
 
 def test_an_empty_folder_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(QueryFileError, match="no .sql files"):
+    with pytest.raises(QueryFileError, match=r"no \.sql files"):
         load_queries(tmp_path)

@@ -33,13 +33,23 @@ def test_file_variables_win_and_lose_their_newline(tmp_path: Path) -> None:
 
 
 def test_unreadable_secret_file_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="SECRET_KEY_FILE=.* cannot be read"):
+    with pytest.raises(ConfigError, match=r"SECRET_KEY_FILE=.* cannot be read"):
         Settings.from_env({"SECRET_KEY_FILE": str(tmp_path / "missing")})
 
 
 def test_production_accepts_a_complete_configuration() -> None:
     settings = Settings.from_env(PRODUCTION)
+    settings.check_can_serve()
     assert settings.production and settings.database_url == PRODUCTION["DATABASE_URL"]
+
+
+def test_operator_commands_in_production_need_only_the_database() -> None:
+    settings = Settings.from_env({"MINITWIT_ENV": "production", "DATABASE_URL": "postgresql://db/minitwit"})
+    assert settings.database_url
+    with pytest.raises(ConfigError, match="SECRET_KEY"):
+        settings.check_can_serve()
+    with pytest.raises(ConfigError, match="DATABASE_URL is required"):
+        Settings.from_env({"MINITWIT_ENV": "production"})
 
 
 @pytest.mark.parametrize(
@@ -56,7 +66,7 @@ def test_production_accepts_a_complete_configuration() -> None:
 )
 def test_production_refuses_development_defaults(change: dict[str, str], complaint: str) -> None:
     with pytest.raises(ConfigError, match=complaint):
-        Settings.from_env(PRODUCTION | change)
+        Settings.from_env(PRODUCTION | change).check_can_serve()
 
 
 @pytest.mark.parametrize(

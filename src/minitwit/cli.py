@@ -17,6 +17,7 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     """Migrates (under the lock) and serves with uvicorn until SIGINT/SIGTERM."""
     import uvicorn
 
+    settings.check_can_serve()
     # uvicorn re-raises SIGTERM once it has shut down; turned into SystemExit here, it unwinds
     # through database_url() so that the embedded PostgreSQL stops with the server.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
@@ -84,10 +85,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = Settings.from_env()
+        return int(args.run(settings, args))
     except ConfigError as error:
         print(f"minitwit: {error}", file=sys.stderr)
         return 2
-    try:
-        return int(args.run(settings, args))
     except KeyboardInterrupt:  # Ctrl-C: everything has been shut down on the way out
         return 130
