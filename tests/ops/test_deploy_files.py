@@ -443,26 +443,45 @@ def test_dependabot_watches_pip_docker_and_actions() -> None:
 
 
 def ops_file(relative: str) -> Path:
-    path = ROOT / relative
-    if not (ROOT / "ops").is_dir():
-        pytest.skip("ops/ (the monitoring configs) is not in this checkout")
-    return path
+    if not (ROOT / "ops" / "prometheus").is_dir():
+        pytest.skip("the monitoring configs (ops/prometheus, ...) are not in this checkout")
+    return ROOT / relative
 
 
-@pytest.mark.parametrize(
-    "relative",
-    [
-        "ops/prometheus/prometheus.yml",
-        "ops/prometheus/prometheus-swarm.yml",
-        "ops/alertmanager/alertmanager.yml",
-        "ops/loki/loki.yml",
-        "ops/alloy/config.alloy",
-        "ops/grafana/provisioning",
-        "ops/grafana/dashboards",
-    ],
-)
-def test_configs_named_by_compose_and_stack_exist(relative: str) -> None:
-    assert ops_file(relative).exists(), f"compose.yml/stack.yml mount {relative}, which does not exist"
+def mounted_ops_paths(name: str) -> dict[str, str]:
+    """Container path -> ops/ path, for every ops/ bind mount or config of compose/stack."""
+    data = load(name)
+    mounts: dict[str, str] = {}
+    for service in data["services"].values():
+        for mount in service.get("volumes") or []:
+            if isinstance(mount, str):
+                source, target = mount.split(":")[:2]
+            elif mount["type"] == "bind":
+                source, target = mount["source"], mount["target"]
+            else:
+                continue
+            source = re.sub(r"^/opt/minitwit/ops/\$\{OPS_VERSION[^}]*\}", "./ops", source)
+            if source.startswith("./ops/"):
+                mounts[target] = source.removeprefix("./")
+        for config in service.get("configs") or []:
+            mounts[config["target"]] = data["configs"][config["source"]]["file"].removeprefix("./")
+    return mounts
+
+
+@pytest.mark.parametrize("name", ["compose.yml", "stack.yml"])
+def test_monitoring_configs_named_by_compose_and_stack_exist(name: str) -> None:
+    """Each mounted ops/ path, and each config file a command names inside one, is in ops/."""
+    mounts = mounted_ops_paths(name)
+    wanted = set(mounts.values())
+    for service in load(name)["services"].values():
+        for argument in service.get("command") or []:
+            path = str(argument).rpartition("=")[2]
+            for target, source in mounts.items():
+                if path.startswith(target + "/"):
+                    wanted.add(source + path.removeprefix(target))
+    assert any(path.endswith("prometheus") for path in wanted), f"{name} mounts no ops/prometheus"
+    for relative in sorted(wanted):
+        assert ops_file(relative).exists(), f"{name} uses {relative}, which does not exist"
 
 
 def test_grafana_dashboard_provider_reads_where_dashboards_are_mounted() -> None:
