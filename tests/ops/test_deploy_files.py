@@ -490,4 +490,4 @@ def test_grafana_dashboard_provider_reads_where_dashboards_are_mounted() -> None
         pytest.skip("no dashboard provider in ops/grafana/provisioning/dashboards")
     for provider_file in providers:
         for provider in yaml.safe_load(provider_file.read_text(encoding="utf-8")).get("providers", []):
-            assert provider["options"]["path"].startswith("/var/lib/grafana/dashboards"), provider_file.name
+            assert provider["options"]["path"].startswith("/etc/grafana/dashboards"), provider_file.name

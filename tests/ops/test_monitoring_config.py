@@ -234,13 +234,13 @@ def test_swarm_discovery_keeps_one_target_per_running_app_task():
     # What dockerswarm_sd finds: one target per task, network and published port (app
     # publishes 8080:5000), the ingress network included.
     discovered = [
-        task("minitwit_app", 1, "running", "minitwit_default", "10.0.1.5:8080"),
+        task("minitwit_app", 1, "running", "minitwit_internal", "10.0.1.5:8080"),
         task("minitwit_app", 1, "running", "ingress", "10.0.0.5:8080"),
-        task("minitwit_app", 2, "running", "minitwit_default", "10.0.1.6:8080"),
+        task("minitwit_app", 2, "running", "minitwit_internal", "10.0.1.6:8080"),
         task("minitwit_app", 2, "running", "ingress", "10.0.0.6:8080"),
-        task("minitwit_app", 3, "shutdown", "minitwit_default", "10.0.1.4:8080"),
-        task("minitwit_db", 1, "running", "minitwit_default", "10.0.1.9:5432"),
-        task("minitwit_grafana", 1, "running", "minitwit_default", "10.0.1.8:3000"),
+        task("minitwit_app", 3, "shutdown", "minitwit_internal", "10.0.1.4:8080"),
+        task("minitwit_db", 1, "running", "minitwit_internal", "10.0.1.9:5432"),
+        task("minitwit_grafana", 1, "running", "minitwit_internal", "10.0.1.8:3000"),
     ]
     kept = [t for t in (_relabel(d, job["relabel_configs"]) for d in discovered) if t]
     assert sorted((t["__address__"], t["instance"], t["node"]) for t in kept) == [
