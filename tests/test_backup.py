@@ -8,6 +8,7 @@ checksum (``make drill`` shows the figures).
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 import uuid
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ from cli_helpers import (
     table_fingerprints,
     wait_for_no_postgres,
 )
-from fixtures import SIMULATOR_AUTH, LiveServer, _admin, sql, with_database
+from fixtures import SIMULATOR_AUTH, LiveServer, _admin, embedded_data_dir, sql, with_database
 
 from minitwit import backup
 
@@ -66,7 +67,8 @@ def restore(url: str | None, dump: Path, tmp_path: Path, *extra: str, data_dir: 
 
 def report(title: str, source: dict[str, tuple[int, str]], restored: dict[str, tuple[int, str]]) -> None:
     print(f"\n{title}")
-    print(f"{'table':<18} {'rows source':>11} {'rows restored':>13} {'lost':>5}  checksum (md5)                    equal")
+    header = f"{'table':<18} {'rows source':>11} {'rows restored':>13} {'lost':>5}  {'checksum (md5)':<34}"
+    print(header + "equal")
     for table, (rows, digest) in source.items():
         rows_after, digest_after = restored.get(table, (0, "(missing)"))
         print(f"{table:<18} {rows:>11} {rows_after:>13} {rows - rows_after:>5}  {digest} {digest == digest_after}")
@@ -244,13 +246,14 @@ def test_the_password_stays_off_the_command_line() -> None:
 
 
 @pytest.fixture
-def embedded_dir(tmp_path: Path) -> Iterator[Path]:
+def embedded_dir() -> Iterator[Path]:
     """A data folder for an embedded PostgreSQL that must be gone after the test, whatever happens."""
-    data_dir = tmp_path / "embedded"
+    data_dir = embedded_data_dir()
     try:
         yield data_dir
     finally:
         stop_leftover_postgres(data_dir)
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def test_round_trip_through_a_brand_new_embedded_database(

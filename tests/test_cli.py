@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +14,7 @@ from cli_helpers import (
     stop_leftover_postgres,
     wait_for_no_postgres,
 )
+from fixtures import embedded_data_dir
 
 
 def test_migrate_check_exit_codes(empty_database_url: str, tmp_path: Path) -> None:
@@ -28,13 +30,14 @@ def test_migrate_check_exit_codes(empty_database_url: str, tmp_path: Path) -> No
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path) -> Iterator[Path]:
-    """The embedded database's folder (the one server_process_factory uses); no postgres may outlive the test."""
-    folder = tmp_path / "data"
+def data_dir() -> Iterator[Path]:
+    """A folder for the embedded database; no postgres may outlive the test."""
+    folder = embedded_data_dir()
     try:
         yield folder
     finally:
         stop_leftover_postgres(folder)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -42,7 +45,8 @@ def data_dir(tmp_path: Path) -> Iterator[Path]:
 def test_a_signal_stops_serve_and_its_embedded_postgres(
     data_dir: Path, server_process_factory, signum: int, workers: int
 ) -> None:
-    process, _ = server_process_factory(None, workers=workers)  # no DATABASE_URL: embedded, in data_dir
+    # no DATABASE_URL: the embedded database, in data_dir
+    process, _ = server_process_factory(None, workers=workers, env={"MINITWIT_DATA_DIR": str(data_dir)})
     assert postgres_processes(data_dir), "the embedded postgres runs while serving (else this test proves nothing)"
 
     process.send_signal(signum)  # to the main process only, as `docker stop` does

@@ -29,7 +29,9 @@ from minitwit.settings import (
 # --- replicas starting together -----------------------------------------------------------------
 
 
-def test_two_servers_starting_together_apply_each_migration_once(server_process_factory, empty_database_url: str) -> None:
+def test_two_servers_starting_together_apply_each_migration_once(
+    server_process_factory, empty_database_url: str
+) -> None:
     first, first_url = server_process_factory(empty_database_url, wait=False)
     second, second_url = server_process_factory(empty_database_url, wait=False)
     wait_until_up(first_url, first)
@@ -191,10 +193,14 @@ ASSIGNMENT = re.compile(
 )
 
 
+DOCUMENTATION_PLACEHOLDER = re.compile(r"^(?:[A-Z][A-Z0-9_]*|password|secret|pass|pw)$")
+
+
 def _placeholder(value: str) -> bool:
-    """A reference to a value kept elsewhere (environment, secret file, template), not a value."""
+    """A reference to a value kept elsewhere (environment, secret file, template), or a word that
+    stands for one in documentation (PASSWORD, password), not a value."""
     return value == "" or value.startswith(("$", "<", "{{", "/run/secrets/", "./secrets/", "secrets.")) or value in (
-        "true", "false", "null", "~", "required", "optional")
+        "true", "false", "null", "~", "required", "optional") or bool(DOCUMENTATION_PLACEHOLDER.match(value))
 
 
 def scan(path: str, text: str) -> list[str]:
@@ -214,8 +220,10 @@ def scan(path: str, text: str) -> list[str]:
                 continue
             if ":" in decoded and decoded not in ALLOWED_BASIC_AUTH:
                 found.append("a Basic auth credential")
-        if config:
+        if config and not line.lstrip().startswith("#"):  # comments describe secrets, they hold none
             for match in ASSIGNMENT.finditer(line):
+                if line[max(0, match.start() - 2):match.start()] == "${":
+                    continue  # ${VAR:?message}: compose interpolation, the value comes from the environment
                 value = (match["value"] or "").strip("\"'")
                 if match["key"].lower().endswith("_file") or _placeholder(value) or value in ALLOWED_VALUES:
                     continue

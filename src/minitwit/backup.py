@@ -88,7 +88,7 @@ def libpq_target(url: str) -> Iterator[tuple[str, dict[str, str]]]:
 
 def _run(program: str, arguments: list[str], environment: dict[str, str]) -> str:
     command = [pg_program(program), *arguments]
-    result = subprocess.run(command, env=environment, capture_output=True, text=True, check=False)  # nosec B603
+    result = subprocess.run(command, env=environment, capture_output=True, text=True, check=False)  # noqa: S603  # nosec B603 - argument list, no shell
     if result.returncode != 0:
         raise BackupError(f"{program} failed (exit {result.returncode}): {result.stderr.strip()}")
     return result.stdout
