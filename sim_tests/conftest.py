@@ -5,4 +5,4 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from fixtures import *  # noqa: E402,F401,F403
+from fixtures import *  # noqa: F403

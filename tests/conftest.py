@@ -1,3 +1,3 @@
 """Fixtures for the whole suite live in tests/fixtures.py (shared with sim_tests/)."""
 
-from fixtures import *  # noqa: F401,F403
+from fixtures import *  # noqa: F403

@@ -3,6 +3,7 @@ database, bounded label values, and the bearer token."""
 
 from __future__ import annotations
 
+import base64
 import csv
 import json
 import os
@@ -18,6 +19,7 @@ from minitwit.app import routes
 from minitwit.observability.metrics import HTTP_BUCKETS, UNMATCHED
 
 HEADERS = {"Authorization": SIMULATOR_AUTH, "Content-Type": "application/json"}
+WRONG_CREDENTIAL = {"Authorization": "Basic " + base64.b64encode(b"nobody:wrong").decode()}
 SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>.*)\})? (?P<value>\S+)$")
 LABEL = re.compile(r'(\w+)="([^"]*)"')
 TEMPLATES = {route.path_format for route in routes} | {UNMATCHED}  # type: ignore[attr-defined]
@@ -52,7 +54,7 @@ def label_values(samples: Samples, label: str) -> set[str]:
 def database_totals(url: str) -> dict[str, int]:
     row = sql(url, "SELECT (SELECT count(*) FROM users), (SELECT count(*) FROM messages), "
                    "(SELECT count(*) FROM follows), (SELECT action_id FROM simulator_latest)")[0]
-    return dict(zip(("users", "messages", "follows", "latest"), row))
+    return dict(zip(("users", "messages", "follows", "latest"), row, strict=True))
 
 
 def assert_business_gauges_match(samples: Samples, url: str) -> None:
@@ -70,16 +72,18 @@ def drive_traffic(server: LiveServer) -> None:
     """Simulator and browser traffic with every kind of outcome, including unknown users and
     random paths (which must never show up as label values)."""
     for n, name in enumerate(("Alice Smith", "bob", "carol")):
-        assert post(server, "/register", {"username": name, "email": f"{n}@x.org", "pwd": "pw"}, latest=n).status_code == 204
+        registered = post(server, "/register", {"username": name, "email": f"{n}@x.org", "pwd": "pw"}, latest=n)
+        assert registered.status_code == 204
     assert post(server, "/register", {"username": "bob", "email": "b@x.org", "pwd": "pw"}, latest=3).status_code == 400
     for n in range(3):
-        assert post(server, f"/msgs/{quote('Alice Smith')}", {"content": f"tweet {n}"}, latest=10 + n).status_code == 204
+        tweeted = post(server, f"/msgs/{quote('Alice Smith')}", {"content": f"tweet {n}"}, latest=10 + n)
+        assert tweeted.status_code == 204
     assert post(server, "/msgs/bob", {"content": "hello"}).status_code == 204
     assert post(server, "/fllws/bob", {"follow": "Alice Smith"}).status_code == 204
     assert post(server, "/fllws/bob", {"follow": "carol"}).status_code == 204
     assert post(server, "/fllws/bob", {"unfollow": "carol"}, latest=42).status_code == 204
     assert server.get("/msgs", headers=HEADERS).status_code == 200
-    assert server.get("/msgs", headers={"Authorization": "Basic bm9ib2R5Om5vcGU="}).status_code == 403
+    assert server.get("/msgs", headers=WRONG_CREDENTIAL).status_code == 403
     assert server.get("/msgs/bob", headers=HEADERS).status_code == 200
     assert server.get("/msgs/nobody-xyz", headers=HEADERS).status_code == 404
     assert server.get("/fllws/bob", headers=HEADERS).status_code == 200
@@ -176,7 +180,7 @@ def test_metrics_are_open_without_a_token_outside_production(server: LiveServer)
 def read_scenario(limit: int) -> list[list[str]]:
     with SCENARIO.open(newline="", encoding="utf-8") as handle:
         rows = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
-        return [row for _, row in zip(range(limit), rows)]
+        return [row for _, row in zip(range(limit), rows, strict=False)]
 
 
 @pytest.mark.skipif(not SCENARIO.exists(), reason=f"scenario file not found at {SCENARIO}")
@@ -200,9 +204,10 @@ def test_after_a_simulator_replay_metrics_match_the_database(server: LiveServer)
     assert_business_gauges_match(samples, server.database_url)
     assert value(samples, "minitwit_latest") == int(actions[-1][0])
     tweets = sum(1 for row in actions if row[3] == "tweet")
-    assert value(samples, "minitwit_http_requests_total", route="/msgs/{username}", method="POST", status="204") == tweets
+    route = "/msgs/{username}"
+    assert value(samples, "minitwit_http_requests_total", route=route, method="POST", status="204") == tweets
     assert value(samples, "minitwit_simulator_actions_total", action="tweet", outcome="success") == tweets
-    assert value(samples, "minitwit_http_request_duration_seconds_count", route="/msgs/{username}", method="GET") == len(actions)
+    assert value(samples, "minitwit_http_request_duration_seconds_count", route=route, method="GET") == len(actions)
     assert label_values(samples, "route") <= TEMPLATES
     labels = {v for _, lbls, _ in samples for v in lbls.values()}
     assert not labels & usernames and not labels & {quote(u) for u in usernames}

@@ -6,7 +6,7 @@ import base64
 import binascii
 import hmac
 from collections.abc import Awaitable, Callable
-from datetime import timezone
+from datetime import UTC
 from functools import wraps
 
 from starlette.requests import Request
@@ -43,7 +43,7 @@ class SimulatorCredential:
 def message_json(message: Message) -> dict[str, str]:
     return {
         "content": message.text,
-        "pub_date": message.pub_date.astimezone(timezone.utc).isoformat(timespec="seconds"),
+        "pub_date": message.pub_date.astimezone(UTC).isoformat(timespec="seconds"),
         "user": message.username,
     }
 

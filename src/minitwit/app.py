@@ -131,6 +131,7 @@ def create_app(settings: Settings, database_url: str) -> Starlette:
 def app_from_environment() -> Starlette:
     """uvicorn's factory: ``minitwit serve`` has put the database URL in the environment."""
     settings = Settings.from_env()
+    settings.check_can_serve()
     observability.configure_process(settings)  # uvicorn's worker processes start here
     if not settings.database_url:
         raise RuntimeError("DATABASE_URL is not set; start the server with `minitwit serve`")

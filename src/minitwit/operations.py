@@ -41,7 +41,7 @@ async def ready(request: Request) -> Response:
     try:
         async with asyncio.timeout(READY_TIMEOUT):
             pending = await pending_migrations(request)
-    except Exception as error:  # noqa: BLE001 - any failure means "not ready", with the reason
+    except Exception as error:  # any failure means "not ready", with the reason
         return JSONResponse({"status": "unavailable", "reason": type(error).__name__}, status_code=503)
     if pending:
         return JSONResponse({"status": "migrating", "pending": pending}, status_code=503)

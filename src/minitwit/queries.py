@@ -14,7 +14,7 @@ raises ``QueryFileError`` naming ``file:line``.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 NAME_LINE = re.compile(r"^--\s*name:\s*(?P<name>\S*)\s*$")
@@ -64,44 +64,54 @@ def _strip_comments(sql: str) -> str:
     return "\n".join(line for line in sql.splitlines() if not line.strip().startswith("--")).strip()
 
 
-def parse_queries(text: str, filename: str) -> list[Query]:
-    """Every query in one file's text."""
-    queries: list[Query] = []
-    current: dict[str, object] | None = None
+@dataclass
+class _Draft:
+    """A query being read: its header line, comment lines and SQL lines so far."""
 
-    def finish() -> None:
-        if current is None:
-            return
-        where = f"{filename}:{current['line']}"
-        doc = " ".join(current["doc"]).strip()  # type: ignore[arg-type]
-        sql = _strip_comments("\n".join(current["body"])).rstrip(";").strip()  # type: ignore[arg-type]
+    name: str
+    line: int
+    doc: list[str] = field(default_factory=list)
+    body: list[str] = field(default_factory=list)
+
+    def finish(self, filename: str) -> Query:
+        where = f"{filename}:{self.line}"
+        doc = " ".join(self.doc).strip()
+        sql = _strip_comments("\n".join(self.body)).rstrip(";").strip()
         if not doc:
-            raise QueryFileError(f"{where}: query {current['name']} has no comment saying what it does")
+            raise QueryFileError(f"{where}: query {self.name} has no comment saying what it does")
         if not sql:
-            raise QueryFileError(f"{where}: query {current['name']} has no SQL")
+            raise QueryFileError(f"{where}: query {self.name} has no SQL")
         if ";" in sql:
-            raise QueryFileError(f"{where}: query {current['name']} holds more than one statement")
+            raise QueryFileError(f"{where}: query {self.name} holds more than one statement")
         if CAST_ON_PARAMETER.search(sql):
             raise QueryFileError(f"{where}: write CAST(:param AS type), not :param::type")
         positional, parameters = _to_positional(sql)
-        queries.append(Query(str(current["name"]), doc, sql, where, positional, parameters))
+        return Query(self.name, doc, sql, where, positional, parameters)
 
+
+def parse_queries(text: str, filename: str) -> list[Query]:
+    """Every query in one file's text."""
+    queries: list[Query] = []
+    current: _Draft | None = None
     for number, line in enumerate(text.splitlines(), start=1):
-        header = NAME_LINE.match(line.strip())
+        stripped = line.strip()
+        header = NAME_LINE.match(stripped)
         if header:
-            finish()
+            if current is not None:
+                queries.append(current.finish(filename))
             name = header.group("name")
             if not VALID_NAME.match(name):
                 raise QueryFileError(f"{filename}:{number}: invalid query name {name!r}")
-            current = {"name": name, "line": number, "doc": [], "body": []}
+            current = _Draft(name, number)
         elif current is None:
-            if line.strip() and not line.strip().startswith("--"):
+            if stripped and not stripped.startswith("--"):
                 raise QueryFileError(f"{filename}:{number}: SQL before the first '-- name:' line")
-        elif not current["body"] and line.strip().startswith("--"):
-            current["doc"].append(line.strip()[2:].strip())  # type: ignore[union-attr]
+        elif not current.body and stripped.startswith("--"):
+            current.doc.append(stripped[2:].strip())
         else:
-            current["body"].append(line)  # type: ignore[union-attr]
-    finish()
+            current.body.append(line)
+    if current is not None:
+        queries.append(current.finish(filename))
     return queries
 
 

@@ -41,7 +41,7 @@ async def read_body(request: Request) -> bytes:
             raise BodyTooLarge(f"The request body may have at most {MAX_BODY_BYTES} bytes")
         chunks.append(chunk)
     body = b"".join(chunks)
-    request._body = body  # noqa: SLF001 - lets request.form()/json() reuse what was read
+    request._body = body
     return body
 
 

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 # Development defaults: fine on a laptop, refused in production mode.
-DEV_SECRET_KEY = "dev-only-insecure-secret-key"  # nosec B105 - refused when MINITWIT_ENV=production
+DEV_SECRET_KEY = "dev-only-insecure-secret-key"  # noqa: S105  # nosec B105 - refused when MINITWIT_ENV=production
 DEV_SIMULATOR_USERNAME = "simulator"
-DEV_SIMULATOR_PASSWORD = "super_safe!"  # nosec B105 - the course simulator's public default
+DEV_SIMULATOR_PASSWORD = "super_safe!"  # noqa: S105  # nosec B105 - the course simulator's public default
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")  # loguru's
 
 
@@ -104,18 +104,27 @@ class Settings:
         return settings
 
     def check(self) -> None:
-        """Refuse what cannot work, and in production every development default."""
+        """Refuse what cannot work for any command; in production, a missing DATABASE_URL."""
         if self.environment not in ("development", "production", "test"):
             raise ConfigError("MINITWIT_ENV must be development, test or production")
         if self.log_format not in ("json", "text"):
             raise ConfigError("LOG_FORMAT must be json or text")
         if self.log_level not in LOG_LEVELS:
             raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
+        if self.production and not self.database_url:
+            raise ConfigError(
+                "refusing to start in production mode: DATABASE_URL is required "
+                "(the embedded database is for development)"
+            )
+
+    def check_can_serve(self) -> None:
+        """Before serving in production: refuse every development default.
+
+        Operator commands (migrate, backup, restore) need only the database, so that a backup
+        job is not handed the session key or the simulator's credential."""
         if not self.production:
             return
         problems = []
-        if not self.database_url:
-            problems.append("DATABASE_URL is required (the embedded database is for development)")
         if self.secret_key == DEV_SECRET_KEY or len(self.secret_key) < 32:
             problems.append("SECRET_KEY must be set to a random value of at least 32 characters")
         # The simulator's credential may well be the course's published one, but only when an

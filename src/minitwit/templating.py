@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -17,7 +17,7 @@ FLASHES = "_flashes"
 
 def datetimeformat(value: datetime) -> str:
     """The date as the original MiniTwit shows it: ``YYYY-MM-DD @ HH:MM`` (UTC)."""
-    return value.astimezone(timezone.utc).strftime("%Y-%m-%d @ %H:%M")
+    return value.astimezone(UTC).strftime("%Y-%m-%d @ %H:%M")
 
 
 def gravatar(email: str, size: int = 80) -> str:

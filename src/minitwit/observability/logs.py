@@ -80,7 +80,8 @@ def text_format(record: Any) -> str:
     """``time | level | message | key=value ...``, for people reading a terminal."""
     extra = " ".join(f"{key}={value}" for key, value in record["extra"].items())
     extra = extra.replace("{", "{{").replace("}", "}}")  # the result is itself a format string
-    return "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <8} | {message}" + (f" | {extra}" if extra else "") + "\n{exception}"
+    head = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <8} | {message}"
+    return head + (f" | {extra}" if extra else "") + "\n{exception}"
 
 
 def configure_logging(level: str = "INFO", log_format: str = "json") -> None:

@@ -127,7 +127,7 @@ class Metrics:
         try:
             async with database.session() as db:
                 totals = await db.fetch_one("business_totals")
-        except Exception:  # noqa: BLE001 - a scrape still reports the rest; the log says why
+        except Exception:  # a scrape still reports the rest; the log says why
             logger.opt(exception=True).warning("business totals unavailable for /metrics")
             return
         if totals is None:  # never: an aggregate without GROUP BY yields one row

@@ -1,0 +1,52 @@
+"""Unit tests of the input rules shared by the web forms and the API."""
+
+from __future__ import annotations
+
+import pytest
+
+from minitwit.validation import (
+    MAX_MESSAGE_LENGTH,
+    MAX_USERNAME_LENGTH,
+    validate_message,
+    validate_registration,
+)
+
+
+@pytest.mark.parametrize(
+    "username, email, password, password2, error",
+    [
+        ("", "a@b", "pw", "pw", "You have to enter a username"),
+        ("a", "", "pw", "pw", "You have to enter a valid email address"),
+        ("a", "no-at", "pw", "pw", "You have to enter a valid email address"),
+        ("a", "a@b", "", "", "You have to enter a password"),
+        ("a", "a@b", "pw", "other", "The two passwords do not match"),
+        ("", "", "", "x", "You have to enter a username"),  # first problem wins, as in the original
+        ("Roger Histand", "Roger+Histand@hotmail.com", "]=)[X{Km{z", None, None),
+        ("a" * MAX_USERNAME_LENGTH, "a@b.c", "pw", "pw", None),
+    ],
+)
+def test_registration_rules(username, email, password, password2, error) -> None:
+    assert validate_registration(username, email, password, password2) == error
+
+
+@pytest.mark.parametrize(
+    "username", ["a" * (MAX_USERNAME_LENGTH + 1), "tab\there", "nul\x00", " padded", "padded ", "a/b", "bell\x07"]
+)
+def test_registration_refuses_unroutable_or_oversized_names(username: str) -> None:
+    error = validate_registration(username, "a@b.c", "pw")
+    assert error is not None and "username" in error.lower()
+
+
+def test_registration_refuses_oversized_email_and_password() -> None:
+    assert validate_registration("a", "a@" + "b" * 300, "pw") == "You have to enter a valid email address"
+    assert "at most" in (validate_registration("a", "a@b.c", "p" * 2000) or "")
+
+
+@pytest.mark.parametrize(
+    "text, ok",
+    [("hello", True), ("", False), ("   ", False), ("x" * MAX_MESSAGE_LENGTH, True),
+     ("x" * (MAX_MESSAGE_LENGTH + 1), False), ("line\nbreak", True), ("nul\x00", False), ("esc\x1b[31m", False),
+     ("<b>markup is text</b>", True), ("emoji 🐦 ünïcödé", True)],
+)
+def test_message_rules(text: str, ok: bool) -> None:
+    assert (validate_message(text) is None) is ok
