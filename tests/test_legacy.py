@@ -96,9 +96,9 @@ def test_import_reports_and_is_idempotent(legacy_db: Path, database_url: str, mo
     assert "messages: 4 imported, 0 already present, 5 skipped" in out
     assert "follows:  3 imported, 0 already present, 3 skipped, 1 duplicate rows folded" in out
     assert "orphan rows (naming a user the legacy database does not have): 2" in out
-    for problem in ("user 3 'public'", "user 5 'alice': an earlier legacy user", "user 6 'taken': the username "
-                    "belongs to an account of this site", "user 7 'dave'", "message 5: its author 99",
-                    "message 9: pub_date None", "follow 1 -> 1", "follow 4 -> 3"):
+    for problem in ("user 3 'public'", "user 5 'alice': an earlier legacy user",
+                    "user 6 'taken': the username belongs to an account of this site", "user 7 'dave'",
+                    "message 5: its author 99", "message 9: pub_date None", "follow 1 -> 1", "follow 4 -> 3"):
         assert problem in out, problem
     first = snapshot(database_url)
     users = {row[1]: row for row in first[0]}
@@ -163,6 +163,6 @@ def test_files_that_are_not_legacy_databases_are_refused(tmp_path: Path, databas
     text = tmp_path / "notes.txt"
     text.write_text("not a database at all, but long enough to have a header " * 10)
     for path in (tmp_path / "missing.db", empty, text):
-        code, out, err = run_cli(monkeypatch, capsys, database_url, "import-legacy", str(path))
+        code, _, err = run_cli(monkeypatch, capsys, database_url, "import-legacy", str(path))
         assert code == 2 and "minitwit import-legacy:" in err, path
     assert sql(database_url, "SELECT count(*) FROM users")[0][0] == 0

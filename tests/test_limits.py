@@ -9,13 +9,25 @@ import psycopg
 import pytest
 import requests
 from fixtures import LiveServer, sql
-from security_helpers import API_HEADERS, api_register, api_tweet, sign_in, sign_up, signed_in
+from security_helpers import (
+    API_HEADERS,
+    api_register,
+    api_tweet,
+    sign_in,
+    sign_up,
+    signed_in,
+)
 
 from minitwit import migrations
 from minitwit.accounts import RESERVED_USERNAMES
 from minitwit.requests_util import MAX_BODY_BYTES, BodyTooLarge
 from minitwit.security import RequestGuard
-from minitwit.validation import MAX_EMAIL_LENGTH, MAX_MESSAGE_LENGTH, MAX_PASSWORD_LENGTH, MAX_USERNAME_LENGTH
+from minitwit.validation import (
+    MAX_EMAIL_LENGTH,
+    MAX_MESSAGE_LENGTH,
+    MAX_PASSWORD_LENGTH,
+    MAX_USERNAME_LENGTH,
+)
 
 USERNAME_TOO_LONG = f"The username may have at most {MAX_USERNAME_LENGTH} characters"
 NOT_PRINTABLE = "The username may not contain control characters, slashes or surrounding spaces"

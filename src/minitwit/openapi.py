@@ -142,8 +142,16 @@ PATHS: dict[str, Any] = {
                           {"200": _json(_ref("schemas", "Latest"), "The id")}, public=True),
     },
     "/register": {
-        "post": _operation("Sign a user up (the same rules and error texts as the web form)",
-                           {"204": _ref("responses", "NoContent")}, body="Registration", public=True),
+        "post": _operation(
+            "Sign a user up (the same rules and error texts as the web form)",
+            {
+                "204": _ref("responses", "NoContent"),
+                # The web's sign-up form posts to the same path: without a JSON body, that answers.
+                "200": {"description": "Without a JSON content type: the web sign-up form, with its error",
+                        "content": {"text/html": {"schema": {"type": "string"}}}},
+            },
+            body="Registration", public=True,
+        ),
     },
     "/msgs": {
         "get": _operation("The newest public messages, newest first",
