@@ -32,7 +32,7 @@ drill: install
 lint: install
 	$(BIN)/ruff check src tests sim_tests
 	$(BIN)/mypy
-	$(BIN)/bandit -q -c setup.cfg -r src
+	$(BIN)/bandit -q --ini setup.cfg
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

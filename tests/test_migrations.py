@@ -9,7 +9,7 @@ from fixtures import sql
 
 from minitwit import migrations
 
-TABLES = "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename IN ('users', 'messages', 'follows', 'simulator_latest')"  # noqa: E501
+TABLES = "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename IN ('users', 'messages', 'follows', 'simulator_latest')"
 
 
 def test_apply_pending_and_rollback(empty_database_url: str) -> None:

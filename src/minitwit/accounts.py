@@ -6,7 +6,7 @@ from minitwit import passwords
 from minitwit.db import Session
 from minitwit.errors import InvalidInput, UnknownUser
 from minitwit.models import User
-from minitwit.validation import validate_message, validate_registration
+from minitwit.validation import can_be_username, validate_message, validate_registration
 
 TAKEN = "The username is already taken"
 
@@ -19,6 +19,8 @@ RESERVED_USERNAMES = frozenset(
 
 async def user_id_of(db: Session, username: str) -> int:
     """The id of ``username``; UnknownUser when there is none."""
+    if not can_be_username(username):
+        raise UnknownUser(username)
     user_id = await db.fetch_value("get_user_id", username=username)
     if user_id is None:
         raise UnknownUser(username)
@@ -26,6 +28,8 @@ async def user_id_of(db: Session, username: str) -> int:
 
 
 async def profile(db: Session, username: str) -> User:
+    if not can_be_username(username):
+        raise UnknownUser(username)
     row = await db.fetch_one("get_user_profile", username=username)
     if row is None:
         raise UnknownUser(username)
@@ -52,7 +56,7 @@ async def register(
 
 async def authenticate(db: Session, username: str, password: str) -> User:
     """The user whose credentials these are; InvalidInput with the contract's texts otherwise."""
-    row = await db.fetch_one("get_user_by_name", username=username)
+    row = await db.fetch_one("get_user_by_name", username=username) if can_be_username(username) else None
     if row is None:
         raise InvalidInput("Invalid username")
     if not await passwords.verify_password(row["pw_hash"], password):

@@ -14,11 +14,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from minitwit import api, observability, operations, web
+from minitwit import api, observability, openapi, operations, web
 from minitwit.api import SimulatorCredential
 from minitwit.db import Database
 from minitwit.errors import MiniTwitError
 from minitwit.paths import STATIC_DIR
+from minitwit.security import RequestGuard, SecurityHeaders, add_html_headers
 from minitwit.settings import Settings
 from minitwit.templating import render
 
@@ -46,6 +47,7 @@ routes = [
     Route("/msgs/{username}", api.post_message, methods=["POST"], name="api_post_message"),
     Route("/fllws/{username}", api.followed, methods=["GET"], name="api_follows"),
     Route("/fllws/{username}", api.change_follow, methods=["POST"], name="api_change_follow"),
+    Route("/openapi.json", openapi.document, methods=["GET"], name="openapi"),
     Route("/health", operations.health, methods=["GET"], name="health"),
     Route("/ready", operations.ready, methods=["GET"], name="ready"),
     Route("/metrics", observability.metrics_endpoint, methods=["GET"], name="metrics"),
@@ -57,7 +59,11 @@ routes = [
 
 
 def wants_json(request: Request) -> bool:
-    return bool(request.scope.get("minitwit.api")) or request.url.path.startswith(API_PREFIXES)
+    return (
+        bool(request.scope.get("minitwit.api"))
+        or request.url.path.startswith(API_PREFIXES)
+        or request.headers.get("content-type", "").startswith("application/json")  # refused before routing
+    )
 
 
 def error_response(request: Request, status_code: int, message: str) -> Response:
@@ -86,7 +92,8 @@ async def handle_http_exception(request: Request, exc: Exception) -> Response:
 
 
 async def handle_server_error(request: Request, exc: Exception) -> Response:
-    return error_response(request, 500, "Internal server error: the failure was logged")
+    # Starlette sends this page from outside the middleware stack, so it gets its headers here.
+    return add_html_headers(error_response(request, 500, "Internal server error: the failure was logged"))
 
 
 def create_app(settings: Settings, database_url: str) -> Starlette:
@@ -104,6 +111,8 @@ def create_app(settings: Settings, database_url: str) -> Starlette:
     app = Starlette(
         routes=routes,
         middleware=[
+            Middleware(SecurityHeaders),
+            Middleware(RequestGuard, refuse=error_response),
             Middleware(
                 SessionMiddleware,
                 secret_key=settings.secret_key,

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from loguru import logger
 
-from minitwit import backup, migrations
+from minitwit import backup, legacy, migrations, moderation
 from minitwit.observability import configure_process
 from minitwit.runtime import database_url
 from minitwit.settings import ConfigError, Settings
@@ -84,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--rollback", action="store_true", help="roll back the latest migration")
     migrate_parser.set_defaults(run=migrate)
     backup.add_commands(commands)
+    legacy.add_commands(commands)
+    moderation.add_commands(commands)
     return parser
 
 

@@ -13,6 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from minitwit import legacy_passwords
+
 # OWASP Password Storage Cheat Sheet minimum for Argon2id: m=19 MiB, t=2, p=1.
 HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 # Bounded so that a burst of sign-ups cannot take more than a core's worth of threads and memory.
@@ -24,6 +26,8 @@ def hash_password_sync(password: str) -> str:
 
 
 def verify_password_sync(pw_hash: str, password: str) -> bool:
+    if legacy_passwords.is_legacy_hash(pw_hash):  # imported from the original MiniTwit
+        return legacy_passwords.verify(pw_hash, password)
     try:
         return HASHER.verify(pw_hash, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):

@@ -60,4 +60,11 @@ async def read_json_object(request: Request) -> dict[str, Any]:
 def text_field(data: dict[str, Any], key: str) -> str:
     """A string field of a JSON object; missing, null or not a string reads as empty."""
     value = data.get(key)
-    return value if isinstance(value, str) else ""
+    if not isinstance(value, str):
+        return ""
+    if not value.isascii():
+        try:  # JSON can carry lone surrogates ("\\ud800"), which no database or hash can take
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInput(f'"{key}" must be valid Unicode text') from None
+    return value

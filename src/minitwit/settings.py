@@ -46,6 +46,29 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
 
 
 @dataclass(frozen=True)
+class ThrottleLimits:
+    """How many failed sign-ins and sign-ups the site takes before refusing more for a while.
+
+    Counted in PostgreSQL, so all replicas share them; 0 turns a limit off. The defaults are far
+    above what a household (one address) or a test suite ever reaches.
+    """
+
+    login_failures_per_user: int = 10  # THROTTLE_LOGIN_FAILURES_PER_USER
+    login_failures_per_address: int = 100  # THROTTLE_LOGIN_FAILURES_PER_ADDRESS
+    login_window_seconds: int = 15 * 60  # THROTTLE_LOGIN_WINDOW_SECONDS
+    signups_per_address: int = 20  # THROTTLE_SIGNUPS_PER_ADDRESS
+    signup_window_seconds: int = 3600  # THROTTLE_SIGNUP_WINDOW_SECONDS
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ThrottleLimits:
+        defaults = cls()
+        return cls(**{
+            name: _int(env, f"THROTTLE_{name.upper()}", getattr(defaults, name))
+            for name in cls.__dataclass_fields__
+        })
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the app and the CLI need to know, read once at start-up."""
 
@@ -65,6 +88,7 @@ class Settings:
     sentry_dsn: str | None = None
     sentry_environment: str | None = None
     sentry_release: str | None = None
+    throttle: ThrottleLimits = ThrottleLimits()
     # Names of the variables that fell back to a development default (refused in production).
     defaulted: frozenset[str] = frozenset()
 
@@ -98,6 +122,7 @@ class Settings:
             sentry_dsn=get("SENTRY_DSN"),
             sentry_environment=get("SENTRY_ENVIRONMENT"),
             sentry_release=get("SENTRY_RELEASE"),
+            throttle=ThrottleLimits.from_env(env),
             defaulted=defaulted,
         )
         settings.check()
@@ -109,6 +134,8 @@ class Settings:
             raise ConfigError("MINITWIT_ENV must be development, test or production")
         if self.log_format not in ("json", "text"):
             raise ConfigError("LOG_FORMAT must be json or text")
+        if min(vars(self.throttle).values()) < 0:
+            raise ConfigError("THROTTLE_* values must be 0 (off) or positive")
         if self.log_level not in LOG_LEVELS:
             raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
         if self.production and not self.database_url:

@@ -19,20 +19,37 @@ def has_control_characters(text: str) -> bool:
     return any(unicodedata.category(char) in ("Cc", "Cf", "Cs") for char in text)
 
 
-def validate_registration(
-    username: str, email: str, password: str, password2: str | None = None
-) -> str | None:
-    """The first problem with a sign-up, in the order the original MiniTwit checks them."""
+def can_be_username(name: str) -> bool:
+    """Whether some account could have this name: checked before a lookup, so that a NUL or an
+    over-long name in a URL or a sign-in form is an unknown user, not a database error."""
+    return 0 < len(name) <= MAX_USERNAME_LENGTH and not has_control_characters(name)
+
+
+def validate_username(username: str) -> str | None:
     if not username:
         return "You have to enter a username"
     if len(username) > MAX_USERNAME_LENGTH:
         return f"The username may have at most {MAX_USERNAME_LENGTH} characters"
     if has_control_characters(username) or username != username.strip() or "/" in username:
         return "The username may not contain control characters, slashes or surrounding spaces"
+    return None
+
+
+def validate_email(email: str) -> str | None:
     if not email or "@" not in email:
         return "You have to enter a valid email address"
     if len(email) > MAX_EMAIL_LENGTH or has_control_characters(email) or len(email) < 3:
         return "You have to enter a valid email address"
+    return None
+
+
+def validate_registration(
+    username: str, email: str, password: str, password2: str | None = None
+) -> str | None:
+    """The first problem with a sign-up, in the order the original MiniTwit checks them."""
+    error = validate_username(username) or validate_email(email)
+    if error:
+        return error
     if not password:
         return "You have to enter a password"
     if len(password) > MAX_PASSWORD_LENGTH:
@@ -51,7 +68,7 @@ def validate_message(text: str) -> str | None:
     if len(text) > MAX_MESSAGE_LENGTH:
         return f"A message may have at most {MAX_MESSAGE_LENGTH} characters"
     if "\x00" in text or any(
-        unicodedata.category(char) == "Cc" and char not in "\n\r\t" for char in text
+        unicodedata.category(char) in ("Cc", "Cs") and char not in "\n\r\t" for char in text
     ):
         return "A message may not contain control characters"
     return None

@@ -9,12 +9,13 @@ import asyncpg
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from minitwit import accounts, follows, timelines
+from minitwit import accounts, follows, throttle, timelines
 from minitwit.db import Session
 from minitwit.errors import InvalidInput, NotSignedIn
 from minitwit.models import User
 from minitwit.requests_util import query_int, read_body
 from minitwit.templating import flash, render
+from minitwit.throttle import TooManyAttempts
 
 WebHandler = Callable[[Request, Session], Awaitable[Response]]
 
@@ -44,6 +45,17 @@ def signed_in(request: Request) -> User:
     if user is None:
         raise NotSignedIn("You need to sign in to do that")
     return user
+
+
+def client_address(request: Request) -> str:
+    """The peer's address; behind a proxy, uvicorn's --proxy-headers puts the real one here."""
+    return request.client.host if request.client else ""
+
+
+def refused_page(request: Request, template: str, problem: TooManyAttempts, **context: str) -> Response:
+    response = render(request, template, status_code=problem.status_code, error=problem.message, **context)
+    response.headers["Retry-After"] = str(problem.retry_after)
+    return response
 
 
 def redirect(request: Request, route: str, **params: str) -> Response:
@@ -130,7 +142,10 @@ async def login(request: Request, db: Session) -> Response:
     if request.method == "POST":
         fields = await form(request)
         try:
-            user = await accounts.authenticate(db, fields.get("username", ""), fields.get("password", ""))
+            user = await throttle.sign_in(db, request.app.state.settings.throttle, fields.get("username", ""),
+                                          fields.get("password", ""), client_address(request))
+        except TooManyAttempts as problem:
+            return refused_page(request, "login.html", problem, username=fields.get("username", ""))
         except InvalidInput as problem:
             error = problem.message
         else:
@@ -150,13 +165,18 @@ async def register(request: Request, db: Session) -> Response:
     if request.method == "POST":
         fields = await form(request)
         try:
-            await accounts.register(
+            await throttle.sign_up(
                 db,
+                request.app.state.settings.throttle,
+                client_address(request),
                 fields.get("username", ""),
                 fields.get("email", ""),
                 fields.get("password", ""),
                 fields.get("password2", ""),
             )
+        except TooManyAttempts as problem:
+            return refused_page(request, "register.html", problem, username=fields.get("username", ""),
+                                email=fields.get("email", ""))
         except InvalidInput as problem:
             error = problem.message
         else:

@@ -1,0 +1,155 @@
+"""Hostile-input middleware: cross-origin refusal, a body cap for every route, security headers.
+
+Both classes are pure ASGI and look at each request's headers once, so the simulator API pays
+a few microseconds for them, not a Starlette ``BaseHTTPMiddleware`` round.
+
+Cross-origin protection works without tokens, like Go's ``net/http.CrossOriginProtection``: a
+browser tells us where a request comes from (``Sec-Fetch-Site``, else ``Origin``), and a
+state-changing request that a browser marks as coming from another site is refused with 403.
+Requests without those headers come from non-browser clients (the simulator, curl, the course's
+tests), which no other site can make a victim's browser send, so they pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from minitwit.requests_util import MAX_BODY_BYTES, BodyTooLarge
+
+CROSS_ORIGIN_REFUSED = "Cross-site request refused: this can only be done from the pages of this site"
+BODY_TOO_LARGE = f"The request body may have at most {MAX_BODY_BYTES} bytes"
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# The legacy GET links that change state (CONTRACT section 2 keeps them for old clients).
+STATE_CHANGING_GET_SUFFIXES = ("/follow", "/unfollow")
+STATE_CHANGING_GET_PATHS = frozenset({"/logout"})
+TRUSTED_FETCH_SITES = frozenset({b"same-origin", b"none"})  # "none": typed URL, bookmark
+
+# Images come from Gravatar; no script runs at all, so none can be injected either.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' https://www.gravatar.com https://secure.gravatar.com; "
+    "script-src 'none'; style-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+ALL_RESPONSE_HEADERS = [(b"x-content-type-options", b"nosniff")]
+HTML_RESPONSE_HEADERS = [
+    *ALL_RESPONSE_HEADERS,
+    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+    (b"referrer-policy", b"same-origin"),  # Gravatar never learns which page showed an avatar
+    (b"x-frame-options", b"DENY"),  # frame-ancestors for browsers that predate CSP 2
+    (b"cross-origin-opener-policy", b"same-origin"),
+]
+HTML_HEADERS = {name.decode(): value.decode() for name, value in HTML_RESPONSE_HEADERS}
+
+ErrorRenderer = Callable[[Request, int, str], Response]
+
+
+def is_state_changing(method: str, path: str) -> bool:
+    """Unsafe methods, and the GET (and so HEAD) links that follow, unfollow or sign out."""
+    if method not in SAFE_METHODS:
+        return True
+    return method != "OPTIONS" and (path in STATE_CHANGING_GET_PATHS or path.endswith(STATE_CHANGING_GET_SUFFIXES))
+
+
+def is_cross_origin(sec_fetch_site: bytes | None, origin: bytes | None, host: bytes | None) -> bool:
+    """Whether a browser says the request comes from another site (Go's algorithm)."""
+    if sec_fetch_site is not None:
+        return sec_fetch_site not in TRUSTED_FETCH_SITES  # cross-site, and same-site (a sibling host)
+    if origin is None:
+        return False  # not a browser, or a same-origin request from a browser without Fetch Metadata
+    _, separator, origin_host = origin.partition(b"://")
+    return not separator or origin_host != host  # "Origin: null" (sandboxed, file:) is refused too
+
+
+class RequestGuard:
+    """Refuses cross-origin state changes (403) and bodies over MAX_BODY_BYTES (413).
+
+    ``refuse(request, status, message)`` renders the refusal (the app's error page or JSON). A
+    declared Content-Length over the cap is refused before the app runs; a body without one
+    (chunked) is counted as it streams, and the read that crosses the cap raises BodyTooLarge,
+    which the app's error handler renders.
+    """
+
+    def __init__(self, app: ASGIApp, refuse: ErrorRenderer, max_body_bytes: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.refuse = refuse
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        sec_fetch_site = origin = host = content_length = None
+        for name, value in scope["headers"]:
+            if name == b"sec-fetch-site":
+                sec_fetch_site = value
+            elif name == b"origin":
+                origin = value
+            elif name == b"host":
+                host = value
+            elif name == b"content-length":
+                content_length = value
+        browser_says = sec_fetch_site is not None or origin is not None
+        if (
+            browser_says
+            and is_state_changing(scope["method"], scope["path"])
+            and is_cross_origin(sec_fetch_site, origin, host)
+        ):
+            await self._refuse(scope, receive, send, 403, CROSS_ORIGIN_REFUSED)
+            return
+        if content_length is None:
+            receive = self._counting(receive)
+        elif not content_length.isdigit() or int(content_length) > self.max_body_bytes:
+            await self._refuse(scope, receive, send, 413, BODY_TOO_LARGE)
+            return
+        await self.app(scope, receive, send)
+
+    def _counting(self, receive: Receive) -> Receive:
+        limit, received = self.max_body_bytes, 0
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge(BODY_TOO_LARGE)
+            return message
+
+        return counting_receive
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, status: int, message: str) -> None:
+        response = self.refuse(Request(scope, receive), status, message)
+        await response(scope, receive, send)
+
+
+class SecurityHeaders:
+    """Adds ``nosniff`` to every response, and CSP, Referrer-Policy and framing rules to HTML."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers: list[Any] = list(message.get("headers", ()))
+                html = any(name == b"content-type" and value.startswith(b"text/html") for name, value in headers)
+                message["headers"] = headers + (HTML_RESPONSE_HEADERS if html else ALL_RESPONSE_HEADERS)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def add_html_headers(response: Response) -> Response:
+    """The same headers for a page rendered outside the middleware (Starlette's 500 handler)."""
+    response.headers.update(HTML_HEADERS)
+    return response

@@ -1,0 +1,40 @@
+"""Small HTTP helpers shared by the security tests: sign-up, sign-in, and the browser's headers."""
+
+from __future__ import annotations
+
+import json
+
+import requests
+from fixtures import SIMULATOR_AUTH, LiveServer
+
+API_HEADERS = {"Authorization": SIMULATOR_AUTH, "Content-Type": "application/json"}
+# What a browser adds to a request that another site's page makes it send.
+CROSS_SITE = {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate", "Origin": "https://evil.example"}
+
+
+def sign_up(server: LiveServer, username: str, password: str = "secret", **fields: str) -> requests.Response:
+    data = {"username": username, "email": f"{username}@example.com", "password": password,
+            "password2": password} | fields
+    return server.post("/register", data=data)
+
+
+def sign_in(server: LiveServer, username: str, password: str = "secret") -> tuple[requests.Response, requests.Session]:
+    session = requests.Session()
+    response = session.post(server.url + "/login", data={"username": username, "password": password}, timeout=10)
+    return response, session
+
+
+def signed_in(server: LiveServer, username: str) -> requests.Session:
+    assert "You were successfully registered" in sign_up(server, username).text
+    response, session = sign_in(server, username)
+    assert "You were logged in" in response.text
+    return session
+
+
+def api_register(server: LiveServer, username: str, **fields: str) -> requests.Response:
+    body = {"username": username, "email": f"{username}@example.com", "pwd": "secret"} | fields
+    return server.post("/register", data=json.dumps(body), headers=API_HEADERS)
+
+
+def api_tweet(server: LiveServer, username: str, content: str) -> requests.Response:
+    return server.post(f"/msgs/{username}", data=json.dumps({"content": content}), headers=API_HEADERS)
