@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,30 +90,32 @@ def template_database(postgres_admin_url: str) -> Iterator[str]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@contextmanager
+def scratch_database(admin_url: str, prefix: str, template: str | None = None) -> Iterator[str]:
+    """A new database (a copy of ``template`` when given) for the block, dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    clone = f' TEMPLATE "{template}"' if template else ""
+    with _admin(admin_url) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"{clone}')
+    try:
+        yield with_database(admin_url, name)
+    finally:
+        with _admin(admin_url) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture
 def database_url(postgres_admin_url: str, template_database: str) -> Iterator[str]:
     """A fresh, migrated, empty database for one test."""
-    name = f"minitwit_test_{uuid.uuid4().hex[:12]}"
-    with _admin(postgres_admin_url) as admin:
-        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
-    try:
-        yield with_database(postgres_admin_url, name)
-    finally:
-        with _admin(postgres_admin_url) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database(postgres_admin_url, "minitwit_test", template_database) as url:
+        yield url
 
 
 @pytest.fixture
 def empty_database_url(postgres_admin_url: str) -> Iterator[str]:
     """A fresh database without any migration applied."""
-    name = f"minitwit_empty_{uuid.uuid4().hex[:12]}"
-    with _admin(postgres_admin_url) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield with_database(postgres_admin_url, name)
-    finally:
-        with _admin(postgres_admin_url) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database(postgres_admin_url, "minitwit_empty") as url:
+        yield url
 
 
 def sql(url: str, statement: str, *params: object) -> list[tuple]:

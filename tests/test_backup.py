@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import shutil
 import threading
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +22,7 @@ from cli_helpers import (
     table_fingerprints,
     wait_for_no_postgres,
 )
-from fixtures import SIMULATOR_AUTH, LiveServer, _admin, embedded_data_dir, sql, with_database
+from fixtures import SIMULATOR_AUTH, LiveServer, embedded_data_dir, scratch_database, sql, with_database
 
 from minitwit import backup
 
@@ -77,14 +76,8 @@ def report(title: str, source: dict[str, tuple[int, str]], restored: dict[str, t
 @pytest.fixture
 def migrated_database_url(postgres_admin_url: str, template_database: str) -> Iterator[str]:
     """A second fresh, migrated, empty database (``database_url`` is taken by ``server``)."""
-    name = f"minitwit_other_{uuid.uuid4().hex[:12]}"
-    with _admin(postgres_admin_url) as admin:
-        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
-    try:
-        yield with_database(postgres_admin_url, name)
-    finally:
-        with _admin(postgres_admin_url) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database(postgres_admin_url, "minitwit_other", template_database) as url:
+        yield url
 
 
 def test_restore_drill(server: LiveServer, empty_database_url: str, tmp_path: Path) -> None:
