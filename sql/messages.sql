@@ -37,6 +37,23 @@ WHERE m.author_id = :author_id
 ORDER BY m.pub_date DESC, m.message_id DESC
 LIMIT :limit;
 
+-- name: user_timeline_by_name
+-- One author's newest messages, the author given by name (the API: one round trip instead of a
+-- user lookup and user_timeline). No row when there is no such user; one row with NULL message
+-- columns when they have no message to show.
+SELECT m.message_id, m.text, m.pub_date, u.username, u.email
+FROM users AS u
+LEFT JOIN LATERAL (
+    SELECT x.message_id, x.text, x.pub_date
+    FROM messages AS x
+    WHERE x.author_id = u.user_id
+      AND NOT x.flagged
+    ORDER BY x.pub_date DESC, x.message_id DESC
+    LIMIT :limit
+) AS m ON true
+WHERE u.username = :username
+ORDER BY m.pub_date DESC, m.message_id DESC;
+
 -- name: home_timeline
 -- A user's own messages and those of everyone they follow, newest first. Each author's newest
 -- :limit messages come from messages_author_timeline_idx and are merged, so the cost grows with

@@ -8,7 +8,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from minitwit import migrations
+from minitwit import bench, migrations
 from minitwit.runtime import database_url
 from minitwit.settings import ConfigError, Settings
 
@@ -77,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--check", action="store_true", help="list pending migrations; exit 1 if any")
     mode.add_argument("--rollback", action="store_true", help="roll back the latest migration")
     migrate_parser.set_defaults(run=migrate)
+    bench.add_commands(commands)
     return parser
 
 
