@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from fixtures import sql
+
 from minitwit import timelines
 from minitwit.db import Database
 

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 
 import psycopg
 import pytest
+from fixtures import with_database
 from psycopg import sql as pgsql
 
-from fixtures import with_database
 from minitwit import migrations
 from minitwit.bench import seed
 from minitwit.paths import SQL_DIR

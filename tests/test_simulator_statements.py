@@ -5,7 +5,6 @@ unknown user is still a 404 while a known one with nothing to show is an empty l
 from __future__ import annotations
 
 import pytest
-
 from fixtures import SIMULATOR_AUTH, LiveServer, sql
 
 HEADERS = {"Authorization": SIMULATOR_AUTH}

@@ -94,13 +94,13 @@ def simulator_endpoint(
 
 
 @simulator_endpoint("latest", needs_credential=False)
-async def get_latest(request: Request, db: Session, latest: None) -> Response:
+async def get_latest(request: Request, db: Session, latest: int | None) -> Response:
     """The latest simulator action id recorded (-1 when none)."""
     return ApiJSONResponse({"latest": await db.fetch_value("get_latest")})
 
 
 @simulator_endpoint("register", needs_credential=False)
-async def register(request: Request, db: Session, latest: None) -> Response:
+async def register(request: Request, db: Session, latest: int | None) -> Response:
     """Signs a user up from the simulator's JSON body."""
     data = await read_json_object(request)
     await accounts.register(db, text_field(data, "username"), text_field(data, "email"), text_field(data, "pwd"))
@@ -108,14 +108,14 @@ async def register(request: Request, db: Session, latest: None) -> Response:
 
 
 @simulator_endpoint("read_msgs")
-async def messages(request: Request, db: Session, latest: None) -> Response:
+async def messages(request: Request, db: Session, latest: int | None) -> Response:
     """The newest public messages."""
     timeline = await timelines.public_timeline(db, limit=query_int(request, "no", DEFAULT_NO) or 0)
     return ApiJSONResponse([message_json(m) for m in timeline.messages])
 
 
 @simulator_endpoint("read_msgs_user")
-async def user_messages(request: Request, db: Session, latest: None) -> Response:
+async def user_messages(request: Request, db: Session, latest: int | None) -> Response:
     """A user's newest messages."""
     limit = query_int(request, "no", DEFAULT_NO) or 0
     timeline = await timelines.user_timeline_by_name(db, request.path_params["username"], limit=limit)
@@ -131,7 +131,7 @@ async def post_message(request: Request, db: Session, latest: int | None) -> Res
 
 
 @simulator_endpoint("read_follows")
-async def followed(request: Request, db: Session, latest: None) -> Response:
+async def followed(request: Request, db: Session, latest: int | None) -> Response:
     """Whom the user follows."""
     limit = query_int(request, "no", DEFAULT_NO) or 0
     names = await follows.followed_usernames_by_name(db, request.path_params["username"], limit=limit)

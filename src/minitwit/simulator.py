@@ -27,7 +27,7 @@ async def follow(db: Session, username: str, target: str, latest: int | None) ->
     """``username`` follows ``target``; already following changes nothing."""
     row = await db.fetch_one("simulator_follow", username=username, target=target, latest=latest)
     _check_pair(row, username, target)
-    if row["follower_id"] == row["followed_id"]:
+    if row["follower_id"] == row["followed_id"]:  # type: ignore[index]  # checked above
         raise InvalidInput("You cannot follow yourself")
 
 
@@ -37,7 +37,8 @@ async def unfollow(db: Session, username: str, target: str, latest: int | None) 
     _check_pair(row, username, target)
 
 
-def _check_pair(row: Row, username: str, target: str) -> None:
+def _check_pair(row: Row | None, username: str, target: str) -> None:
+    assert row is not None, "the statement always yields one row"
     if row["follower_id"] is None:
         raise UnknownUser(username)
     if row["followed_id"] is None:

@@ -51,7 +51,10 @@ def run(args: argparse.Namespace) -> dict:
                 replay.run(server.url, requests, args.concurrency, keepalive=args.keepalive))
             cpu1, busy1, client1 = server.cpu(), machine_busy(), time.process_time()
         report = load_report(outcomes, wall, replay.SLOW_MS)
-        per_request = lambda seconds: round(1000 * seconds / len(outcomes), 3)  # noqa: E731
+
+        def per_request(seconds: float) -> float:
+            return round(1000 * seconds / len(outcomes), 3)
+
         app, db = cpu1.app_s - cpu0.app_s, cpu1.db_s - cpu0.db_s
         report["cpu"] = {
             "app_s": round(app, 2), "db_s": round(db, 2), "client_s": round(client1 - client0, 2),

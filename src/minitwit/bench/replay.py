@@ -147,7 +147,7 @@ async def run(base_url: str, requests: Iterator[Request], concurrency: int, *,
                     await response.read()
                     ms = (time.perf_counter() - started) * 1000
                     outcomes.append(Outcome(request.kind, response.status, ms, response.status in request.ok))
-            except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+            except (TimeoutError, aiohttp.ClientError) as error:
                 outcomes.append(Outcome(request.kind, type(error).__name__, None, False))
             finally:
                 request.done.set()

@@ -114,7 +114,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict:
     results = {}
     for endpoint, by_size in times.items():
         small_figures, large_figures = latency_summary(by_size["small"]), latency_summary(by_size["large"])
-        ratio = (large_figures["p99"] or 0) / (small_figures["p99"] or 1)  # type: ignore[operator]
+        ratio = (large_figures["p99"] or 0) / (small_figures["p99"] or 1)
         results[endpoint] = {"small": small_figures, "large": large_figures, "p99_ratio": round(ratio, 2),
                              "ok": ratio <= MAX_RATIO}
     return {"messages": {"small": SMALL_MESSAGES, "large": args.messages}, "users": args.users,

@@ -15,6 +15,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -75,7 +76,7 @@ class BenchServer:
         self.log_path = self.data_dir / "server.log"
         self.process: subprocess.Popen[bytes] | None = None
 
-    def __enter__(self) -> BenchServer:
+    def __enter__(self) -> Self:
         environment = {k: v for k, v in os.environ.items()
                        if not k.startswith(("MINITWIT_", "DATABASE_URL", "DB_POOL"))}
         environment["MINITWIT_DATA_DIR"] = str(self.data_dir)
