@@ -124,7 +124,8 @@ def run(args: argparse.Namespace, workdir: Path) -> dict:
 
 
 def format_report(report: dict) -> str:
-    header = ["endpoint", "p50 10k", "p99 10k", "p50 1M", "p99 1M", "p99 1M/10k", "ok"]
+    small, large = (f"{n:,}" for n in (report["messages"]["small"], report["messages"]["large"]))
+    header = ["endpoint", f"p50 {small}", f"p99 {small}", f"p50 {large}", f"p99 {large}", "p99 ratio", "ok"]
     rows = [[e, r["small"]["p50"], r["small"]["p99"], r["large"]["p50"], r["large"]["p99"], r["p99_ratio"],
              "yes" if r["ok"] else "NO"] for e, r in report["endpoints"].items()]
     verdict = "within" if report["ok"] else "NOT within"
