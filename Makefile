@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test drill lint clean
+.PHONY: install run test drill lint clean bench
 
 $(STAMP): setup.cfg pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "MiniTwit needs Python 3.11 or newer")'
@@ -14,6 +14,10 @@ $(STAMP): setup.cfg pyproject.toml
 	@touch $@
 
 install: $(STAMP)
+
+$(VENV)/.bench-installed: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[bench]'
+	@touch $@
 
 # Serves on http://127.0.0.1:5000 with an embedded PostgreSQL unless DATABASE_URL is set.
 run: install
@@ -28,6 +32,12 @@ test: install
 # The restore drill alone, with its figures: rows and checksum of every table, before and after.
 drill: install
 	$(BIN)/pytest tests/test_backup.py -k restore_drill -s -q
+
+# Load replay of the full scenario against a fresh server, then read latency at 10k vs 1M
+# messages; reports in bench-results/. LOAD_ARGS/SCALE_ARGS pass options (see --help).
+bench: $(VENV)/.bench-installed
+	$(BIN)/minitwit bench load $(LOAD_ARGS)
+	$(BIN)/minitwit bench scale $(SCALE_ARGS)
 
 lint: install
 	$(BIN)/ruff check src tests sim_tests

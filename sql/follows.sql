@@ -29,3 +29,20 @@ JOIN users AS u ON u.user_id = f.followed_id
 WHERE f.follower_id = :follower_id
 ORDER BY f.created_at, u.username
 LIMIT :limit;
+
+-- name: followed_usernames_by_name
+-- The usernames :username follows, oldest follow first, at most :limit (the API: one round trip
+-- instead of a user lookup and followed_usernames). No row when there is no such user; one row
+-- with a NULL username when they follow nobody.
+SELECT f.username
+FROM users AS u
+LEFT JOIN LATERAL (
+    SELECT w.username, x.created_at
+    FROM follows AS x
+    JOIN users AS w ON w.user_id = x.followed_id
+    WHERE x.follower_id = u.user_id
+    ORDER BY x.created_at, w.username
+    LIMIT :limit
+) AS f ON true
+WHERE u.username = :username
+ORDER BY f.created_at, f.username;

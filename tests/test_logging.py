@@ -15,7 +15,7 @@ import requests
 from fixtures import SIMULATOR_AUTH, LiveServer
 from loguru import logger
 
-from minitwit import accounts
+from minitwit import accounts, simulator
 from minitwit.observability.logs import JSON_FORMAT, configure_logging, json_sink
 from minitwit.settings import ConfigError, Settings
 
@@ -115,12 +115,12 @@ def test_an_incoming_request_id_is_kept_only_when_it_is_safe(server: LiveServer,
 def test_an_unhandled_error_is_logged_once_with_traceback_and_request_id(
     server: LiveServer, log_records: list[dict], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    async def failing(db: object, author_id: int, text: str) -> int:
+    async def failing(db: object, username: str, text: str, latest: int | None) -> int:
         raise RuntimeError("deliberate failure in a test")
 
     assert server.post("/register", data=json.dumps({"username": "ann", "email": "a@x.org", "pwd": "p"}),
                        headers=HEADERS).status_code == 204
-    monkeypatch.setattr(accounts, "post_message", failing)
+    monkeypatch.setattr(simulator, "post_message", failing)
     response = server.post("/msgs/ann", data=json.dumps({"content": "hi"}), headers=HEADERS)
     request_id = response.headers["x-request-id"]
     assert response.status_code == 500

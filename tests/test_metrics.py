@@ -141,8 +141,8 @@ def test_metrics_after_traffic(server: LiveServer) -> None:
     assert value(samples, "minitwit_users") == 3 and value(samples, "minitwit_latest") == 42
 
     queries = label_values(samples, "query")
-    assert {"create_user", "insert_message", "follow", "unfollow", "record_latest", "get_latest"} <= queries
-    assert value(samples, "minitwit_db_query_duration_seconds_count", query="insert_message") == 4
+    assert {"create_user", "simulator_post_message", "simulator_follow", "simulator_unfollow", "record_latest", "get_latest"} <= queries
+    assert value(samples, "minitwit_db_query_duration_seconds_count", query="simulator_post_message") == 4
     assert value(samples, "minitwit_db_pool_size") >= 1
     assert value(samples, "minitwit_db_connections_in_use") >= 0
     assert value(samples, "process_cpu_seconds_total") > 0

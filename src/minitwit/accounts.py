@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from minitwit import passwords
 from minitwit.db import Session
-from minitwit.errors import InvalidInput, UnknownUser
+from minitwit.errors import InvalidInput, UnknownUser, require_possible_username
 from minitwit.models import User
 from minitwit.validation import can_be_username, validate_message, validate_registration
 
@@ -19,8 +19,7 @@ RESERVED_USERNAMES = frozenset(
 
 async def user_id_of(db: Session, username: str) -> int:
     """The id of ``username``; UnknownUser when there is none."""
-    if not can_be_username(username):
-        raise UnknownUser(username)
+    require_possible_username(username)
     user_id = await db.fetch_value("get_user_id", username=username)
     if user_id is None:
         raise UnknownUser(username)
@@ -28,8 +27,7 @@ async def user_id_of(db: Session, username: str) -> int:
 
 
 async def profile(db: Session, username: str) -> User:
-    if not can_be_username(username):
-        raise UnknownUser(username)
+    require_possible_username(username)
     row = await db.fetch_one("get_user_profile", username=username)
     if row is None:
         raise UnknownUser(username)

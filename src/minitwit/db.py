@@ -4,15 +4,24 @@ A request takes one pooled connection for its whole life (``Database.session``) 
 named queries on it. They run as asyncpg prepared statements on that connection (asyncpg caches
 them per connection), which is the cheap way through the ``databases`` library: its own
 ``fetch_all(text, values)`` recompiles the SQL through SQLAlchemy on every call.
+
+Pool settings (measured, see src/minitwit/bench/README.md): every connection prepares all
+named queries when it opens, so no request pays for parsing or planning; and a connection goes
+back to the pool without asyncpg's default reset (``SELECT pg_advisory_unlock_all(); CLOSE ALL;
+UNLISTEN *; RESET ALL``, one extra round trip per request), because MiniTwit never changes
+session state: no SET, LISTEN, cursors or session advisory locks on pooled connections. An
+open transaction is still rolled back on release (asyncpg does that before calling ``reset``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import asyncpg
 import databases
 
 from minitwit.paths import SQL_DIR
@@ -65,14 +74,43 @@ class Session:
         return self._connection.transaction()
 
 
-class Database:
-    """The application's pool and its named queries, loaded once at start-up."""
+async def _keep_session(connection: Any) -> None:
+    """The pool's ``reset``: nothing to undo (see the module docstring)."""
 
-    def __init__(self, url: str, *, pool_size: int = 10, observe: QueryObserver | None = None) -> None:
-        self.queries = load_queries(SQL_DIR)
+
+class Database:
+    """The application's pool and its named queries, loaded once at start-up.
+
+    ``pool_size`` is per process (each uvicorn worker has its own pool): the connections a worker
+    keeps open, and the most requests it runs against the database at once.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 10,
+        observe: QueryObserver | None = None,
+        queries: dict[str, Query] | None = None,
+    ) -> None:
+        self.queries = load_queries(SQL_DIR) if queries is None else queries
         self.pool_size = pool_size
         self.observe = observe
-        self._database = databases.Database(url, min_size=1, max_size=pool_size)
+        self._database = databases.Database(
+            url,
+            min_size=min(2, pool_size),
+            max_size=pool_size,
+            init=self._prepare_all,
+            reset=_keep_session,
+            statement_cache_size=max(100, 2 * len(self.queries)),
+        )
+
+    async def _prepare_all(self, connection: Any) -> None:
+        """Prepares every named query on a new connection (asyncpg keeps them in its cache)."""
+        for query in self.queries.values():
+            # A missing table means a pending migration (/ready says so): that query fails when used.
+            with contextlib.suppress(asyncpg.UndefinedTableError):
+                await connection.prepare(query.positional_sql)
 
     async def connect(self) -> None:
         await self._database.connect()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from minitwit.accounts import user_id_of
 from minitwit.db import Session
-from minitwit.errors import InvalidInput
+from minitwit.errors import InvalidInput, UnknownUser, require_possible_username
 from minitwit.timelines import clamp_limit
 
 
@@ -29,3 +29,12 @@ async def is_following(db: Session, follower_id: int, followed_id: int) -> bool:
 async def followed_usernames(db: Session, follower_id: int, *, limit: int = 100) -> list[str]:
     rows = await db.fetch_all("followed_usernames", follower_id=follower_id, limit=clamp_limit(limit))
     return [row["username"] for row in rows]
+
+
+async def followed_usernames_by_name(db: Session, username: str, *, limit: int = 100) -> list[str]:
+    """Whom ``username`` follows; UnknownUser when there is no such user."""
+    require_possible_username(username)
+    rows = await db.fetch_all("followed_usernames_by_name", username=username, limit=clamp_limit(limit))
+    if not rows:
+        raise UnknownUser(username)
+    return [row["username"] for row in rows if row["username"] is not None]

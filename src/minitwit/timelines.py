@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from minitwit.db import Row, Session
+from minitwit.errors import UnknownUser, require_possible_username
 from minitwit.models import Message, Timeline
 
 PAGE_SIZE = 30  # messages per web page
@@ -34,6 +35,15 @@ async def user_timeline(
     """One author's messages."""
     rows = await db.fetch_all("user_timeline", author_id=author_id, before_id=before, limit=clamp_limit(limit))
     return _page(rows, limit)
+
+
+async def user_timeline_by_name(db: Session, username: str, *, limit: int = PAGE_SIZE) -> Timeline:
+    """One author's messages, the author given by name; UnknownUser when there is none."""
+    require_possible_username(username)
+    rows = await db.fetch_all("user_timeline_by_name", username=username, limit=clamp_limit(limit))
+    if not rows:
+        raise UnknownUser(username)
+    return _page([row for row in rows if row["message_id"] is not None], limit)
 
 
 async def home_timeline(

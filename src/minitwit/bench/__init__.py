@@ -1,0 +1,37 @@
+"""Benchmarks anyone can rerun: ``minitwit bench load`` (the scenario replay against a fresh
+server) and ``minitwit bench scale`` (read latency at 10,000 and at 1,000,000 messages).
+They need the optional ``bench`` extra (aiohttp): ``pip install -e '.[bench]'`` or ``make bench``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from minitwit.settings import Settings
+
+
+def _load(settings: Settings, args: argparse.Namespace) -> int:
+    from minitwit.bench import load
+
+    return load.main(args)
+
+
+def _scale(settings: Settings, args: argparse.Namespace) -> int:
+    from minitwit.bench import scale
+
+    return scale.main(args)
+
+
+def add_commands(commands: Any) -> None:
+    """Adds ``bench load`` and ``bench scale`` to the ``minitwit`` command."""
+    from minitwit.bench import load, scale
+
+    bench = commands.add_parser("bench", help="benchmarks: scenario load replay, read cost at scale")
+    kinds = bench.add_subparsers(dest="bench", required=True)
+    load_parser = kinds.add_parser("load", help="replay the simulator scenario against a fresh server")
+    load.add_arguments(load_parser)
+    load_parser.set_defaults(run=_load)
+    scale_parser = kinds.add_parser("scale", help="read latency at 10,000 vs 1,000,000 messages")
+    scale.add_arguments(scale_parser)
+    scale_parser.set_defaults(run=_scale)
