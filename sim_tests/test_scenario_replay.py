@@ -80,7 +80,7 @@ def expected_state(actions: list[Action]) -> dict[str, int]:
 
 
 @pytest.mark.skipif(not SCENARIO.exists(), reason=f"scenario file not found at {SCENARIO}")
-def test_replay_scenario(database_url: str, server_process_factory) -> None:
+def test_replay_scenario(database_url: str, server_process_factory, capsys: pytest.CaptureFixture) -> None:
     actions = read_scenario(None if FULL else REPLAY_PREFIX)
     _, base = server_process_factory(database_url, workers=2)
     errors: list[str] = []
@@ -103,8 +103,9 @@ def test_replay_scenario(database_url: str, server_process_factory) -> None:
         except requests.RequestException as error:
             errors.append(f"{action.action_id} {action.command}: {type(error).__name__}")
     elapsed = time.monotonic() - started
-    print(f"\nreplayed {len(actions)} actions in {elapsed:.1f} s ({len(actions) / elapsed:.0f} actions/s, "
-          f"slowest {slowest * 1000:.0f} ms), {len(errors)} wrong answers, {len(slow)} over 300 ms {slow[:5]}")
+    with capsys.disabled():  # the figures belong in CI's log
+        print(f"\nreplayed {len(actions)} actions in {elapsed:.1f} s ({len(actions) / elapsed:.0f} actions/s, "
+              f"slowest {slowest * 1000:.0f} ms), {len(errors)} wrong answers, {len(slow)} over 300 ms {slow[:5]}")
     assert errors == [], errors[:20]
 
     expected = expected_state(actions)
