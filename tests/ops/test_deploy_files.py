@@ -62,24 +62,14 @@ def debian_binary(package: str, inside: str, name: str) -> str:
     if not (shutil.which("apt-get") and shutil.which("dpkg-deb")):
         pytest.skip(f"{name} unavailable: no apt-get/dpkg-deb to fetch Debian's {package}")
     with tempfile.TemporaryDirectory() as work:
-        fetched = subprocess.run(
-            ["apt-get", "download", package],
-            check=False,
-            cwd=work,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        if fetched.returncode != 0 and os.geteuid() == 0:
+        def download() -> subprocess.CompletedProcess[str]:
+            return subprocess.run(["apt-get", "download", package], check=False, cwd=work,
+                                  capture_output=True, text=True, timeout=300)
+
+        fetched = download()
+        if fetched.returncode != 0 and os.geteuid() == 0:  # the package lists may be stale: refresh once
             subprocess.run(["apt-get", "update", "-q"], check=False, capture_output=True, timeout=300)
-            fetched = subprocess.run(
-                ["apt-get", "download", package],
-                check=False,
-                cwd=work,
-                capture_output=True,
-                text=True,
-                timeout=300,
-            )
+            fetched = download()
         debs = list(Path(work).glob("*.deb"))
         if fetched.returncode != 0 or not debs:
             pytest.skip(f"{name} unavailable: apt-get download {package} failed: {fetched.stderr[-300:]}")
