@@ -21,18 +21,9 @@ SELECT EXISTS (
       AND followed_id = :followed_id
 );
 
--- name: followed_usernames
--- The usernames a user follows, oldest follow first, at most :limit.
-SELECT u.username
-FROM follows AS f
-JOIN users AS u ON u.user_id = f.followed_id
-WHERE f.follower_id = :follower_id
-ORDER BY f.created_at, u.username
-LIMIT :limit;
-
 -- name: followed_usernames_by_name
--- The usernames :username follows, oldest follow first, at most :limit (the API: one round trip
--- instead of a user lookup and followed_usernames). No row when there is no such user; one row
+-- The usernames :username follows, oldest follow first, at most :limit (the API: the user lookup
+-- and the list in one round trip). No row when there is no such user; one row
 -- with a NULL username when they follow nobody.
 SELECT f.username
 FROM users AS u

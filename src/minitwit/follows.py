@@ -7,12 +7,14 @@ from minitwit.db import Session
 from minitwit.errors import InvalidInput, UnknownUser, require_possible_username
 from minitwit.timelines import clamp_limit
 
+SELF_FOLLOW = "You cannot follow yourself"
+
 
 async def follow(db: Session, follower_id: int, username: str) -> None:
     """``follower_id`` follows ``username``; already following changes nothing."""
     followed_id = await user_id_of(db, username)
     if followed_id == follower_id:
-        raise InvalidInput("You cannot follow yourself")
+        raise InvalidInput(SELF_FOLLOW)
     await db.execute("follow", follower_id=follower_id, followed_id=followed_id)
 
 
@@ -24,11 +26,6 @@ async def unfollow(db: Session, follower_id: int, username: str) -> None:
 
 async def is_following(db: Session, follower_id: int, followed_id: int) -> bool:
     return bool(await db.fetch_value("is_following", follower_id=follower_id, followed_id=followed_id))
-
-
-async def followed_usernames(db: Session, follower_id: int, *, limit: int = 100) -> list[str]:
-    rows = await db.fetch_all("followed_usernames", follower_id=follower_id, limit=clamp_limit(limit))
-    return [row["username"] for row in rows]
 
 
 async def followed_usernames_by_name(db: Session, username: str, *, limit: int = 100) -> list[str]:

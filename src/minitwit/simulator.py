@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from minitwit.db import Row, Session
 from minitwit.errors import InvalidInput, UnknownUser, require_possible_username
+from minitwit.follows import SELF_FOLLOW
 from minitwit.validation import validate_message
 
 
@@ -30,7 +31,7 @@ async def follow(db: Session, username: str, target: str, latest: int | None) ->
     row = await db.fetch_one("simulator_follow", username=username, target=target, latest=latest)
     _check_pair(row, username, target)
     if row["follower_id"] == row["followed_id"]:  # type: ignore[index]  # checked above
-        raise InvalidInput("You cannot follow yourself")
+        raise InvalidInput(SELF_FOLLOW)
 
 
 async def unfollow(db: Session, username: str, target: str, latest: int | None) -> None:
