@@ -1,4 +1,4 @@
-"""Small helpers for reading requests: query integers, bounded bodies, JSON objects."""
+"""Small helpers for reading requests: query integers, JSON objects, the body size limit."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from starlette.requests import Request
 
 from minitwit.errors import InvalidInput, MiniTwitError
 
-MAX_BODY_BYTES = 64 * 1024  # far above any form or API body MiniTwit takes
+MAX_BODY_BYTES = 64 * 1024  # far above any form or API body MiniTwit takes; security.RequestGuard enforces it
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
@@ -29,25 +29,10 @@ def query_int(request: Request, name: str, default: int | None = None) -> int | 
     return value if INT64_MIN <= value <= INT64_MAX else default
 
 
-async def read_body(request: Request) -> bytes:
-    """The request body, refused with 413 past MAX_BODY_BYTES without reading it all."""
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise BodyTooLarge(f"The request body may have at most {MAX_BODY_BYTES} bytes")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise BodyTooLarge(f"The request body may have at most {MAX_BODY_BYTES} bytes")
-        chunks.append(chunk)
-    body = b"".join(chunks)
-    request._body = body
-    return body
-
-
 async def read_json_object(request: Request) -> dict[str, Any]:
-    """The body as a JSON object; InvalidInput otherwise."""
-    body = await read_body(request)
+    """The body as a JSON object; InvalidInput otherwise. Its size is capped for every route by
+    security.RequestGuard (413 past MAX_BODY_BYTES), before or while it is read."""
+    body = await request.body()
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError):

@@ -13,7 +13,7 @@ from minitwit import accounts, follows, throttle, timelines
 from minitwit.db import Session
 from minitwit.errors import InvalidInput, NotSignedIn
 from minitwit.models import User
-from minitwit.requests_util import query_int, read_body
+from minitwit.requests_util import query_int
 from minitwit.templating import flash, render
 from minitwit.throttle import TooManyAttempts
 
@@ -63,8 +63,7 @@ def redirect(request: Request, route: str, **params: str) -> Response:
 
 
 async def form(request: Request) -> dict[str, str]:
-    """The posted form fields as strings (bounded body; files are ignored)."""
-    await read_body(request)
+    """The posted form fields as strings (files are ignored; RequestGuard caps the body)."""
     data = await request.form()
     return {key: value for key, value in data.items() if isinstance(value, str)}
 
