@@ -43,10 +43,15 @@ RUN /opt/build/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /wheels 
 
 FROM python:3.11-slim-bookworm
 
-ARG VERSION=dev
+# The release version and git commit (CI passes both; `make e2e` too). The app reports them in
+# /health, the page footer, the X-MiniTwit-Version header and minitwit_build_info; an empty
+# VERSION means the package version from setup.cfg.
+ARG VERSION=""
+ARG REVISION=unknown
 LABEL org.opencontainers.image.title="minitwit" \
       org.opencontainers.image.description="MiniTwit web app and simulator API" \
-      org.opencontainers.image.version="${VERSION}"
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}"
 
 # A fixed uid, so that volume ownership survives rebuilds. /backups is created here and owned
 # by that user, so a fresh named volume mounted there is writable by the backup service.
@@ -65,6 +70,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     MINITWIT_HOME=/app \
     MINITWIT_HOST=0.0.0.0 \
     MINITWIT_PORT=5000 \
+    MINITWIT_VERSION=${VERSION} \
+    MINITWIT_REVISION=${REVISION} \
     SENTRY_RELEASE=${VERSION}
 
 WORKDIR /app

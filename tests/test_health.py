@@ -14,7 +14,7 @@ from minitwit.operations import known_migrations
 
 def test_health_answers_while_the_process_runs(server: LiveServer) -> None:
     response = server.get("/health")
-    assert response.status_code == 200 and response.json() == {"status": "ok"}
+    assert response.status_code == 200 and response.json()["status"] == "ok"
 
 
 def test_ready_on_a_migrated_database(server: LiveServer) -> None:

@@ -23,6 +23,7 @@ from minitwit.paths import STATIC_DIR
 from minitwit.security import RequestGuard, SecurityHeaders, add_html_headers
 from minitwit.settings import Settings
 from minitwit.templating import render
+from minitwit.version import build_info
 
 SESSION_MAX_AGE = 14 * 24 * 3600  # two weeks
 API_PREFIXES = ("/msgs", "/fllws", "/latest")
@@ -135,10 +136,11 @@ def create_app(settings: Settings, database_url: str) -> Starlette:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.build = build_info()
     app.state.database_url = database_url
     app.state.db = database
     app.state.simulator_credential = SimulatorCredential(settings.simulator_username, settings.simulator_password)
-    observability.instrument(app, database)
+    observability.instrument(app, database, app.state.build)
     return app
 
 

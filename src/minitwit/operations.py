@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse, Response
 from yoyo import read_migrations
 
 from minitwit.paths import MIGRATIONS_DIR
+from minitwit.version import BuildInfo
 
 READY_TIMEOUT = 2.0  # seconds; an orchestrator's probe should not hang on a stuck database
 
@@ -22,8 +23,9 @@ def known_migrations() -> tuple[str, ...]:
 
 
 async def health(request: Request) -> Response:
-    """The process answers (container healthcheck)."""
-    return JSONResponse({"status": "ok"})
+    """The process answers (container healthcheck), and says which build it runs."""
+    build: BuildInfo = request.app.state.build
+    return JSONResponse({"status": "ok", "version": build.version, "revision": build.revision})
 
 
 async def pending_migrations(request: Request) -> list[str]:

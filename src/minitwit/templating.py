@@ -42,5 +42,6 @@ templates.env.filters["gravatar"] = gravatar
 
 def render(request: Request, name: str, status_code: int = 200, **context: Any) -> Response:
     context.setdefault("user", request.scope.get("minitwit.user"))
+    context.setdefault("build", request.app.state.build)
     context["flashes"] = pop_flashes(request) if "session" in request.scope else []
     return templates.TemplateResponse(request, name, context, status_code=status_code)

@@ -11,14 +11,15 @@ from minitwit.observability.metrics import Metrics, metrics_endpoint
 from minitwit.observability.middleware import REQUEST_ID, RequestObserver
 from minitwit.observability.sentry import setup_sentry
 from minitwit.settings import Settings
+from minitwit.version import BuildInfo
 
 __all__ = ["REQUEST_ID", "configure_process", "instrument", "metrics_endpoint"]
 
 
-def instrument(app: Starlette, database: Database) -> Metrics:
+def instrument(app: Starlette, database: Database, build: BuildInfo) -> Metrics:
     """Gives ``app`` its own metrics, times ``database``'s queries, and wraps the app in the
-    request observer."""
-    metrics = Metrics()
+    request observer, which labels every response with the build's version."""
+    metrics = Metrics(build)
     app.state.metrics = metrics
     database.observe = metrics.observe_query
     # Starlette always puts its ServerErrorMiddleware outermost; the observer goes around it.
@@ -26,7 +27,7 @@ def instrument(app: Starlette, database: Database) -> Metrics:
     build_stack = app.build_middleware_stack
 
     def build_observed_stack() -> ASGIApp:
-        return RequestObserver(build_stack(), metrics)
+        return RequestObserver(build_stack(), metrics, build.version)
 
     app.build_middleware_stack = build_observed_stack  # type: ignore[method-assign]
     return metrics

@@ -18,6 +18,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.types import Scope
 
 from minitwit.db import Database
+from minitwit.version import BuildInfo
 
 # The simulator gives up after 300 ms: buckets on both sides of it tell "slow" from "lost".
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0)
@@ -54,8 +55,12 @@ def outcome(status: int) -> str:
 class Metrics:
     """One app's metrics, in a registry of its own (tests build many apps in one process)."""
 
-    def __init__(self) -> None:
+    def __init__(self, build: BuildInfo) -> None:
         self.registry = registry = Registry()
+        # The usual Prometheus idiom: a constant 1 whose labels say which build answers.
+        self.build_info = Gauge(
+            "minitwit_build_info", "The running build: version and git revision (always 1).", registry=registry)
+        self.build_info.set({"version": build.version, "revision": build.revision}, 1)
         self.requests = Counter(
             "minitwit_http_requests_total", "HTTP requests by route template, method and status.",
             registry=registry)

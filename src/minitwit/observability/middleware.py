@@ -16,6 +16,7 @@ from minitwit.observability.sentry import report_exception
 
 REQUEST_ID = "minitwit.request_id"  # the scope key; error pages read it from there
 HEADER = b"x-request-id"
+VERSION_HEADER = b"x-minitwit-version"
 # An incoming id is kept when it is short and made of characters safe in logs and headers.
 VALID_REQUEST_ID = re.compile(rb"[A-Za-z0-9._:-]{1,128}")
 
@@ -31,9 +32,11 @@ class RequestObserver:
     """Wraps the whole app, outside Starlette's ServerErrorMiddleware, so that it sees the status
     of every response, the 500 page included, and the exception behind it."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, version: str) -> None:
         self.app = app
         self.metrics = metrics
+        # Encoded once: every response carries it, so a client can tell which replica's build answered.
+        self.version_header = (VERSION_HEADER, version.encode("ascii", "replace"))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -42,13 +45,14 @@ class RequestObserver:
         request_id = incoming_request_id(scope["headers"]) or os.urandom(16).hex()
         scope[REQUEST_ID] = request_id
         id_header = (HEADER, request_id.encode("ascii"))
+        version_header = self.version_header
         status = 0
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), id_header]
+                message["headers"] = [*message.get("headers", ()), id_header, version_header]
             await send(message)
 
         metrics = self.metrics
