@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test drill lint clean bench
+.PHONY: install run test drill lint clean bench e2e
 
 $(STAMP): setup.cfg pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "MiniTwit needs Python 3.11 or newer")'
@@ -38,6 +38,12 @@ drill: install
 bench: $(VENV)/.bench-installed
 	$(BIN)/minitwit bench load $(LOAD_ARGS)
 	$(BIN)/minitwit bench scale $(SCALE_ARGS)
+
+# The real image on a real one-node Swarm with the real stack.yml: deploy, traffic through the
+# edge, rolling update, rollback, database fault, redeploy, backup, monitoring (tests/e2e).
+# Needs root and Docker (installed from Debian when missing); E2E_KEEP=1 leaves it all running.
+e2e: $(VENV)/.bench-installed
+	bash .ci/e2e.sh
 
 lint: install
 	$(BIN)/ruff check src tests sim_tests

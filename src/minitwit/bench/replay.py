@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import ssl
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -125,15 +126,17 @@ class Outcome:
 
 
 async def run(base_url: str, requests: Iterator[Request], concurrency: int, *,
-              keepalive: bool = False, timeout: float = 10.0) -> tuple[list[Outcome], float]:
-    """Sends every request; returns the outcomes and the wall time from first send to last answer."""
+              keepalive: bool = False, timeout: float = 10.0,
+              ssl_context: ssl.SSLContext | None = None) -> tuple[list[Outcome], float]:
+    """Sends every request; returns the outcomes and the wall time from first send to last answer.
+    ``ssl_context`` verifies an https:// server whose CA is not the system's (a test edge's own)."""
     import aiohttp  # the optional "bench" extra
 
     headers = {"Authorization": SIMULATOR_AUTH, "Content-Type": "application/json"}
     if not keepalive:
         headers["Connection"] = "close"
     outcomes: list[Outcome] = []
-    connector = aiohttp.TCPConnector(limit=0, force_close=not keepalive)
+    connector = aiohttp.TCPConnector(limit=0, force_close=not keepalive, ssl=ssl_context or True)
     client_timeout = aiohttp.ClientTimeout(total=timeout)
     async with aiohttp.ClientSession(base_url, connector=connector, headers=headers,
                                      timeout=client_timeout, skip_auto_headers=("User-Agent",)) as session:

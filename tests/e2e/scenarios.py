@@ -1,0 +1,438 @@
+"""The eight scenarios of the stack suite (issue #10), each returning its figures and verdict."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+import stack
+from engine import E2EError, docker, log, wait_for
+from traffic import ActionPool, Answer, Background, call, replay_actions
+
+from minitwit.bench import replay
+from minitwit.bench.server import BenchServer
+
+SIMULATOR_HEADERS = {"Authorization": replay.SIMULATOR_AUTH, "Content-Type": "application/json"}
+
+
+@dataclass
+class Result:
+    number: int
+    title: str
+    passed: bool
+    figures: dict[str, object] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    def check(self, condition: bool, problem: str) -> None:
+        if not condition:
+            self.problems.append(problem)
+            self.passed = False
+
+
+@dataclass
+class Context:
+    """What the scenarios share: the deployed stack, the images, the traffic."""
+
+    repo: Path
+    workdir: Path
+    swarm: stack.Swarm
+    stack_file: Path
+    env: dict[str, str]  # MINITWIT_IMAGE, MINITWIT_VERSION for `docker stack deploy`
+    version: str
+    edge: str  # http://127.0.0.1[:port]
+    services: dict[str, int]  # service -> replicas the stack asks for
+    actions: list[replay.Action]
+    replayed: int = 0
+    pool: ActionPool | None = None
+    build_image: Any = None  # (version, dockerfile_suffix) -> image tag
+
+    def background(self, max_seconds: float) -> Background:
+        assert self.pool is not None
+        return Background(self.edge, self.pool, max_seconds=max_seconds)
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def replica_versions(app: str = "app") -> list[str]:
+    """The version each running app container reports in /health, asked inside the container."""
+    versions = []
+    for container in stack.containers(stack.service(app)):
+        text = docker("exec", container, "python", "-c",
+                      "import urllib.request;print(urllib.request.urlopen('http://127.0.0.1:5000/health',"
+                      " timeout=4).read().decode())", check=False, timeout=30)
+        match = re.search(r'"version"\s*:\s*"([^"]*)"', text)
+        versions.append(match.group(1) if match else "?")
+    return versions
+
+
+def edge_versions(edge: str, count: int = 30) -> Counter[str]:
+    seen: Counter[str] = Counter()
+    with requests.Session() as session:
+        for _ in range(count):
+            answer = call(session, "GET", edge + "/health", "health", timeout=5, headers={"Connection": "close"})
+            seen[answer.version or str(answer.status)] += 1
+    return seen
+
+
+def tracebacks(full_name: str) -> int:
+    return stack.service_logs(full_name).count("Traceback")
+
+
+def expected_state(actions: list[replay.Action]) -> dict[str, int]:
+    """What the scenario implies, as sim_tests computes it: users, messages, follow pairs, latest."""
+    follows: set[tuple[str, str]] = set()
+    users: set[str] = set()
+    messages = 0
+    for action in actions:
+        if action.command == "register":
+            users.add(action.username)
+        elif action.command == "tweet":
+            messages += 1
+        elif action.command == "follow":
+            follows.add((action.username, action.args[0]))
+        elif action.command == "unfollow":
+            follows.discard((action.username, action.args[0]))
+    return {"users": len(users), "messages": messages, "follows": len(follows), "latest": actions[-1].action_id}
+
+
+def ready_through_edge(edge: str) -> int:
+    try:
+        return requests.get(edge + "/ready", timeout=5).status_code
+    except requests.RequestException:
+        return 0
+
+
+# --- 1. deploy from nothing ----------------------------------------------------------------------
+
+
+def deploy_from_nothing(ctx: Context) -> Result:
+    result = Result(1, "deploy from nothing", True)
+    started = time.monotonic()
+    ctx.swarm.deploy(ctx.stack_file, ctx.env)
+    try:
+        stack.wait_converged(ctx.services, timeout=420)
+    except E2EError as error:
+        result.check(False, str(error))
+    wait_for("/ready 200 through the edge", lambda: ready_through_edge(ctx.edge) == 200, 120)
+    result.figures["converged_s"] = round(time.monotonic() - started, 1)
+    app = stack.service("app")
+    _, desired = stack.replicas(app)
+    healthy = len(stack.healthy_containers(app))
+    result.figures["app_replicas"] = f"{healthy}/{desired} healthy"
+    result.check(healthy == desired == ctx.services["app"], f"app: {healthy} healthy of {desired}")
+    status = ready_through_edge(ctx.edge)
+    result.figures["ready_via_edge"] = status
+    result.check(status == 200, f"/ready through the edge answered {status}")
+    restarts = stack.task_restarts(app)
+    traces = tracebacks(app)
+    result.figures["app_restarts"] = restarts
+    result.figures["app_tracebacks"] = traces
+    result.check(traces == 0, f"{traces} tracebacks in the app's logs")
+    waited = "waiting for the database" in stack.service_logs(app).lower()
+    result.figures["waited_for_db"] = waited
+    result.check(restarts == 0 or waited, f"app tasks restarted {restarts} times without waiting")
+    return result
+
+
+# --- 2. traffic ----------------------------------------------------------------------------------
+
+REPLAY_ACTIONS = 5000
+
+
+def traffic(ctx: Context) -> Result:
+    result = Result(2, f"replay of {REPLAY_ACTIONS} actions through the edge", True)
+    actions = ctx.actions[:REPLAY_ACTIONS]
+    report = replay_actions(ctx.edge, actions)
+    ctx.replayed = len(actions)
+    ctx.pool = ActionPool(ctx.actions, len(actions))
+    result.figures.update(requests=report["requests"], failed=report["failed"],
+                          rps=report["throughput_rps"], p99_ms=report["latency_ms"]["p99"],
+                          failures=report["failures"] or "-")
+    result.check(report["failed"] == 0, f"{report['failed']} failed requests: {report['failures']}")
+    wanted, found = expected_state(actions), stack.counts()
+    result.figures["state"] = "as implied" if wanted == found else f"{found} != {wanted}"
+    result.check(wanted == found, f"database {found}, scenario implies {wanted}")
+    log("the same replay against one `minitwit serve` outside Docker, for comparison")
+    with BenchServer(workers=1) as server:
+        baseline = replay_actions(server.url, actions)
+    result.figures["baseline_rps"] = baseline["throughput_rps"]
+    result.figures["baseline_p99_ms"] = baseline["latency_ms"]["p99"]
+    result.figures["baseline_failed"] = baseline["failed"]
+    if baseline["throughput_rps"] and report["throughput_rps"]:
+        result.figures["rps_ratio_stack/serve"] = round(report["throughput_rps"] / baseline["throughput_rps"], 2)
+    return result
+
+
+# --- 6. data survives the stack ------------------------------------------------------------------
+
+
+def data_survives(ctx: Context, stack_name: str = stack.STACK) -> Result:
+    result = Result(6, "stack rm and deploy again keeps the data", True)
+    before = stack.counts()
+    started = time.monotonic()
+    ctx.swarm.remove(stack.STACK)
+    ctx.swarm.deploy(ctx.stack_file, ctx.env, name=stack_name)
+    if stack_name != stack.STACK:
+        result.figures["redeployed_as"] = stack_name
+    stack.current["stack"] = stack_name
+    stack.wait_converged(ctx.services, timeout=300)
+    wait_for("/ready 200 through the edge", lambda: ready_through_edge(ctx.edge) == 200, 120)
+    result.figures["redeploy_s"] = round(time.monotonic() - started, 1)
+    after = stack.counts()
+    result.figures["before"] = before
+    result.figures["after"] = after
+    result.check(before == after and before["users"] > 0, f"before {before}, after {after}")
+    return result
+
+
+# --- 7. backups in the stack ---------------------------------------------------------------------
+
+
+def backups(ctx: Context) -> Result:
+    result = Result(7, "on-demand backup, restored into a fresh database", True)
+    container = wait_for("the backup container", lambda: (stack.containers(stack.service("backup")) or [None])[0], 60)
+    before = stack.counts()
+    output = docker("exec", container, "minitwit", "backup", "--dir", "/backups", "--keep", "14", timeout=300)
+    dumps = docker("exec", container, "sh", "-c", "ls -t /backups/*.dump | head -n 1")
+    result.check(bool(dumps), f"no dump in /backups after `minitwit backup`: {output}")
+    newest = dumps.splitlines()[0] if dumps else ""
+    result.figures["dump"] = Path(newest).name
+    size = docker("exec", container, "stat", "-c", "%s", newest, check=False)
+    result.figures["dump_bytes"] = int(size) if size.isdigit() else size
+    stack.psql("DROP DATABASE IF EXISTS e2e_restore", "postgres")
+    stack.psql("CREATE DATABASE e2e_restore OWNER minitwit", "postgres")
+    url = ctx.swarm.secrets.values()["database_url"].rsplit("/", 1)[0] + "/e2e_restore"
+    started = time.monotonic()
+    restored = docker("exec", "-e", "DATABASE_URL_FILE=", "-e", f"DATABASE_URL={url}", container,
+                      "minitwit", "restore", newest, check=False, timeout=300)
+    result.figures["restore_s"] = round(time.monotonic() - started, 1)
+    after = stack.counts("e2e_restore")
+    result.figures["counts"] = after
+    result.check(after == before, f"restored {after}, live {before}; restore said: {restored[-500:]}")
+    stack.psql("DROP DATABASE IF EXISTS e2e_restore", "postgres")
+    return result
+
+
+# --- 8. monitoring sees the replicas -------------------------------------------------------------
+
+
+def monitoring(ctx: Context) -> Result:
+    result = Result(8, "Prometheus discovers and scrapes the 3 app tasks", True)
+    if "prometheus" not in ctx.services:
+        result.check(False, "no Prometheus in the deployed stack")
+        return result
+    container = wait_for("the prometheus container",
+                         lambda: (stack.containers(stack.service("prometheus")) or [None])[0], 60)
+
+    def query(expr: str) -> list[dict]:
+        text = docker("exec", container, "wget", "-qO-", "http://127.0.0.1:9090/api/v1/query?query="
+                      + requests.utils.quote(expr, safe=""), timeout=30)
+        import json
+        return json.loads(text)["data"]["result"]
+
+    def three_up() -> list[dict] | None:
+        found = query('up{job="minitwit"}')
+        return found if len(found) == ctx.services["app"] and all(r["value"][1] == "1" for r in found) else None
+
+    try:
+        ups = wait_for("3 app targets with up == 1", three_up, timeout=150, interval=5)
+    except E2EError as error:
+        result.check(False, f"{error}; targets now: {query('up')}")
+        return result
+    result.figures["targets_up"] = f"{len(ups)}/{ctx.services['app']}"
+    builds = query("minitwit_build_info")
+    versions = sorted({r["metric"].get("version", "?") for r in builds})
+    result.figures["build_info_versions"] = ",".join(versions)
+    result.check(versions == [ctx.version] and len(builds) == ctx.services["app"],
+                 f"minitwit_build_info: {builds}")
+    return result
+
+
+# --- 3. rolling update under load ----------------------------------------------------------------
+
+
+def signed_in_cookie(edge: str) -> tuple[str, str]:
+    """A user signed in through the web form: (username, the session cookie's value)."""
+    username = f"e2e-session-{int(time.time())}"
+    password = "e2e-" + username
+    body = {"username": username, "email": f"{username}@example.org", "pwd": password}
+    response = requests.post(edge + "/register", json=body, headers=SIMULATOR_HEADERS, timeout=10)
+    if response.status_code != 204:
+        raise E2EError(f"register {username}: {response.status_code} {response.text[:200]}")
+    response = requests.post(edge + "/login", data={"username": username, "password": password},
+                             allow_redirects=False, timeout=10)
+    cookie = response.cookies.get("minitwit_session")
+    if not cookie:
+        raise E2EError(f"sign-in gave no session cookie: {response.status_code} {response.text[:200]}")
+    return username, cookie
+
+
+def cookie_signs_in(edge: str, username: str, cookie: str) -> bool:
+    page = requests.get(edge + "/", headers={"Cookie": f"minitwit_session={cookie}"}, timeout=10)
+    return page.status_code == 200 and f"[{username}]" in page.text
+
+
+def rolling_update(ctx: Context) -> Result:
+    result = Result(3, "rolling update under load", True)
+    username, cookie = signed_in_cookie(ctx.edge)
+    new_version = ctx.version.replace("e2e.1", "e2e.2")
+    new_image = ctx.build_image(new_version)
+    started = time.monotonic()
+    with ctx.background(max_seconds=420) as load:
+        time.sleep(5)
+        ctx.swarm.deploy(ctx.stack_file, {**ctx.env, "MINITWIT_IMAGE": new_image, "MINITWIT_VERSION": new_version})
+        update = wait_update(stack.service("app"), timeout=400)
+        time.sleep(5)
+    result.figures["update_s"] = round(time.monotonic() - started, 1)
+    result.figures["update_state"] = update
+    totals = load.totals()
+    result.figures.update(requests=totals["requests"], failed=totals["failed"], failures=totals["failures"] or "-")
+    result.check(update == "completed", f"update ended {update}")
+    result.check(totals["requests"] > 0 and totals["failed"] == 0, f"{totals['failed']} failed: {totals['failures']}")
+    versions = replica_versions()
+    result.figures["replica_versions"] = ",".join(sorted(set(versions))) + f" x{len(versions)}"
+    result.check(versions == [new_version] * ctx.services["app"], f"replicas report {versions}")
+    kept = cookie_signs_in(ctx.edge, username, cookie)
+    result.figures["old_session_cookie"] = "signed in" if kept else "signed out"
+    result.check(kept, "the session cookie from before the update no longer signs in")
+    ctx.env = {**ctx.env, "MINITWIT_IMAGE": new_image, "MINITWIT_VERSION": new_version}
+    ctx.version = new_version
+    return result
+
+
+def wait_update(full_name: str, timeout: float) -> str:
+    """The service's UpdateStatus.State once it settles (completed, rollback_completed, paused...)."""
+    settled = {"completed", "rollback_completed", "paused", "rollback_paused"}
+
+    def state() -> str | None:
+        value = docker("service", "inspect", "--format", "{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}",
+                       full_name)
+        return value if value in settled else None
+
+    time.sleep(3)
+    try:
+        return wait_for(f"{full_name}'s update to settle", state, timeout, interval=3)
+    except E2EError:
+        return docker("service", "inspect", "--format", "{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}",
+                      full_name) or "unknown"
+
+
+# --- 4. automatic rollback -----------------------------------------------------------------------
+
+
+def automatic_rollback(ctx: Context) -> Result:
+    result = Result(4, "an image that never gets healthy is rolled back", True)
+    broken_version = ctx.version.replace("e2e.2", "e2e.broken").replace("e2e.1", "e2e.broken")
+    broken = ctx.build_image(broken_version, broken=True)
+    started = time.monotonic()
+    with ctx.background(max_seconds=480) as load:
+        time.sleep(5)
+        ctx.swarm.deploy(ctx.stack_file, {**ctx.env, "MINITWIT_IMAGE": broken, "MINITWIT_VERSION": broken_version})
+        state = wait_update(stack.service("app"), timeout=450)
+        if state == "rollback_completed":
+            stack.wait_converged({"app": ctx.services["app"]}, timeout=120)
+        time.sleep(5)
+    result.figures["rollback_s"] = round(time.monotonic() - started, 1)
+    result.figures["update_state"] = state
+    totals = load.totals()
+    result.figures.update(requests=totals["requests"], failed=totals["failed"], failures=totals["failures"] or "-")
+    result.check(state == "rollback_completed", f"update ended {state}, not rollback_completed")
+    result.check(totals["requests"] > 0 and totals["failed"] == 0, f"{totals['failed']} failed: {totals['failures']}")
+    versions = replica_versions()
+    result.figures["replica_versions"] = ",".join(sorted(set(versions))) + f" x{len(versions)}"
+    result.check(versions == [ctx.version] * ctx.services["app"], f"replicas report {versions}, want {ctx.version}")
+    # The stack file now names the broken image: deploy the good one again so later steps match.
+    if state != "rollback_completed":
+        ctx.swarm.deploy(ctx.stack_file, ctx.env)
+        wait_update(stack.service("app"), timeout=300)
+    return result
+
+
+# --- 5. database fault ---------------------------------------------------------------------------
+
+HANG_LIMIT_S = 5.0
+
+
+def database_fault(ctx: Context) -> Result:
+    result = Result(5, "PostgreSQL killed under traffic", True)
+    app = stack.service("app")
+    app_before = set(stack.containers(app))
+    db_before = stack.containers(stack.service("db"))
+    stop = threading.Event()
+    answers: list[Answer] = []
+    acknowledged: list[str] = []
+    writer = f"e2e-fault-{int(time.time())}"
+    requests.post(ctx.edge + "/register", headers=SIMULATOR_HEADERS, timeout=10,
+                  json={"username": writer, "email": f"{writer}@example.org", "pwd": "x" * 12})
+
+    def write_loop(worker: int) -> None:
+        with requests.Session() as session:
+            for number in range(100000):
+                if stop.is_set():
+                    return
+                content = f"fault write {worker}-{number}"
+                answer = call(session, "POST", f"{ctx.edge}/msgs/{writer}", "write", timeout=HANG_LIMIT_S + 1,
+                              json={"content": content}, headers={**SIMULATOR_HEADERS, "Connection": "close"})
+                answers.append(answer)
+                if answer.status == 204:
+                    acknowledged.append(content)
+                time.sleep(0.05)
+
+    def read_loop() -> None:
+        with requests.Session() as session:
+            for _ in range(100000):
+                if stop.is_set():
+                    return
+                answers.append(call(session, "GET", f"{ctx.edge}/msgs?no=20", "read", timeout=HANG_LIMIT_S + 1,
+                                    headers={**SIMULATOR_HEADERS, "Connection": "close"}))
+                time.sleep(0.05)
+
+    threads = [threading.Thread(target=write_loop, args=(n,), daemon=True) for n in range(2)]
+    threads += [threading.Thread(target=read_loop, daemon=True) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(5)
+        killed_at = time.monotonic()
+        for container in db_before:
+            docker("kill", container)
+        log("killed the PostgreSQL task; waiting for Swarm to start another")
+        stack.wait_converged({"db": 1}, timeout=180)
+        wait_for("/ready 200 again", lambda: ready_through_edge(ctx.edge) == 200, 120, interval=1)
+        result.figures["recovered_s"] = round(time.monotonic() - killed_at, 1)
+        time.sleep(5)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(30)
+    statuses = Counter(str(a.status) for a in answers)
+    result.figures["answers"] = dict(statuses)
+    slowest = max((a.seconds for a in answers), default=0.0)
+    result.figures["slowest_s"] = round(slowest, 2)
+    result.check(not any(a.status == 500 for a in answers), f"{statuses['500']} answers were 500")
+    unexpected = {k: v for k, v in statuses.items() if k not in ("200", "204", "503")}
+    result.check(not unexpected, f"answers other than 200/204/503: {unexpected}")
+    result.check(slowest <= HANG_LIMIT_S, f"a request took {slowest:.1f} s")
+    result.check(statuses["503"] > 0, "no 503 seen: did the outage reach the app?")
+    app_after = set(stack.containers(app))
+    result.figures["app_tasks_restarted"] = len(app_before - app_after)
+    result.check(app_after == app_before, "app containers changed: tasks were restarted")
+    stored = stored_messages(ctx.edge, writer)
+    lost = [content for content in acknowledged if content not in stored]
+    result.figures["acknowledged_writes"] = len(acknowledged)
+    result.figures["lost_writes"] = len(lost)
+    result.check(not lost, f"{len(lost)} acknowledged writes lost, e.g. {lost[:3]}")
+    return result
+
+
+def stored_messages(edge: str, username: str) -> set[str]:
+    response = requests.get(f"{edge}/msgs/{username}?no=100000", headers=SIMULATOR_HEADERS, timeout=30)
+    response.raise_for_status()
+    return {message["content"] for message in response.json()}

