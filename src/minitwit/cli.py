@@ -41,6 +41,8 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
             access_log=False,  # the app writes one access line per request itself
             log_config=None,  # uvicorn's loggers go through loguru (configure_logging)
             server_header=False,
+            proxy_headers=True,
+            forwarded_allow_ips=settings.forwarded_allow_ips,
             timeout_graceful_shutdown=10,
         )
     return 0
