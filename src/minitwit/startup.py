@@ -103,7 +103,10 @@ def encoding_of(connection: psycopg.Connection) -> str:
     row = connection.execute(
         "SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = current_database()"
     ).fetchone()
-    return str(row[0]) if row else "unknown"
+    if not row:
+        return "unknown"
+    # On a SQL_ASCII database psycopg cannot decode text and hands over bytes.
+    return row[0].decode("ascii") if isinstance(row[0], bytes) else str(row[0])
 
 
 def wait_until_usable(database_url: str, bound: float, *, require_utf8: bool = True) -> None:
