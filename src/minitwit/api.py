@@ -14,7 +14,7 @@ from starlette.responses import JSONResponse, Response
 
 from minitwit import accounts, follows, simulator, timelines
 from minitwit.db import Session
-from minitwit.errors import InvalidInput, NotAuthorized
+from minitwit.errors import DatabaseUnavailable, InvalidInput, NotAuthorized
 from minitwit.models import Message
 from minitwit.requests_util import query_int, read_json_object, text_field
 
@@ -81,6 +81,8 @@ def simulator_endpoint(
                         await db.execute("record_latest", action_id=latest)
                         latest = None
                     return await handler(request, db, latest)
+                except DatabaseUnavailable:  # recording would fail (or wait) the same way: a 503 now
+                    raise
                 except Exception:
                     # Refused before the handler's statement, or that statement failed (and
                     # with it its recording): record on its own. A repeat is harmless.

@@ -6,6 +6,7 @@ import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from loguru import logger
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -15,10 +16,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from minitwit import api, observability, openapi, operations, web
+from minitwit import api, observability, openapi, operations, startup, web
 from minitwit.api import SimulatorCredential
 from minitwit.db import Database
-from minitwit.errors import MiniTwitError
+from minitwit.errors import DatabaseUnavailable, MiniTwitError
 from minitwit.paths import STATIC_DIR
 from minitwit.security import RequestGuard, SecurityHeaders, add_html_headers
 from minitwit.settings import Settings
@@ -83,7 +84,14 @@ def error_response(request: Request, status_code: int, message: str) -> Response
 
 async def handle_minitwit_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, MiniTwitError)
-    return error_response(request, exc.status_code, exc.message)
+    response = error_response(request, exc.status_code, exc.message)
+    if isinstance(exc, DatabaseUnavailable):
+        # Expected while PostgreSQL restarts: a metric and one log line, not a Sentry event.
+        request.app.state.metrics.count_db_unavailable(exc.reason)
+        logger.warning("database unavailable: {}", exc.detail or exc.reason, reason=exc.reason,
+                       request_id=request.scope.get(observability.REQUEST_ID))
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 async def handle_http_exception(request: Request, exc: Exception) -> Response:
@@ -100,11 +108,13 @@ async def handle_server_error(request: Request, exc: Exception) -> Response:
 
 def create_app(settings: Settings, database_url: str) -> Starlette:
     """The app for ``settings``, on the PostgreSQL database at ``database_url``."""
-    database = Database(database_url, pool_size=settings.db_pool_size)
+    database = Database(database_url, pool_size=settings.db_pool_size, limits=settings.db)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await database.connect()
+        # `serve` waited for PostgreSQL before starting the workers; a worker (re)started while
+        # the database is away waits the same bounded time rather than failing on its first try.
+        await startup.retry_async(database.connect, database_url, settings.db.connect_timeout_seconds)
         # What exists now (modules, routes, templates, the pool) lives as long as the process:
         # keep it out of the garbage collector's full passes, which would walk it every time.
         gc.collect()

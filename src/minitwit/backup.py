@@ -28,7 +28,8 @@ from pathlib import Path
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from minitwit import migrations
+from minitwit import migrations, startup
+from minitwit.observability import configure_process
 from minitwit.paths import SQL_DIR
 from minitwit.queries import load_queries
 from minitwit.runtime import database_url
@@ -234,7 +235,9 @@ def run_backup(settings: Settings, args: argparse.Namespace) -> int:
         print(f"minitwit: BACKUP_KEEP: {error}", file=sys.stderr)
         return 2
     try:
+        configure_process(settings)  # the waiting lines, in the configured log format
         with database_url(settings) as url:
+            startup.wait_until_usable(url, settings.db.connect_timeout_seconds, require_utf8=False)
             path = write_dump(url, directory)
     except BackupError as error:
         print(f"minitwit: backup failed: {error}", file=sys.stderr)
@@ -250,7 +253,9 @@ def run_restore(settings: Settings, args: argparse.Namespace) -> int:
     archive = Path(args.file)
     try:
         check_archive(archive)
+        configure_process(settings)
         with database_url(settings) as url:
+            startup.wait_until_usable(url, settings.db.connect_timeout_seconds)  # UTF8 too: checked before any write
             before = inspect(url)
             if before.holds_data and not args.force:
                 print(

@@ -10,10 +10,11 @@ from collections.abc import Sequence
 
 from loguru import logger
 
-from minitwit import backup, bench, legacy, migrations, moderation
+from minitwit import backup, bench, legacy, migrations, moderation, startup
 from minitwit.observability import configure_process
 from minitwit.runtime import database_url
 from minitwit.settings import ConfigError, Settings
+from minitwit.startup import StartupError
 
 
 def serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -26,7 +27,9 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     configure_process(settings)  # logs and Sentry here; each uvicorn worker configures its own too
     with database_url(settings) as url:
-        applied = migrations.apply(url)
+        wait = settings.db.connect_timeout_seconds
+        startup.wait_until_usable(url, wait)
+        applied = migrations.apply(url, wait)
         if applied:
             logger.info("applied migrations {}", ", ".join(applied))
         os.environ["DATABASE_URL"] = url  # uvicorn's workers build the app from the environment
@@ -43,7 +46,8 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
             server_header=False,
             proxy_headers=True,
             forwarded_allow_ips=settings.forwarded_allow_ips,
-            timeout_graceful_shutdown=10,
+            # SIGTERM: stop accepting, let in-flight requests finish for this long, close the pool.
+            timeout_graceful_shutdown=settings.shutdown_timeout_seconds,  # type: ignore[arg-type]
         )
     return 0
 
@@ -54,7 +58,10 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 
 def migrate(settings: Settings, args: argparse.Namespace) -> int:
     """Applies pending migrations, or with --check reports them and exits 1 while any remain."""
+    configure_process(settings)  # the waiting lines, in the configured log format
     with database_url(settings) as url:
+        wait = settings.db.connect_timeout_seconds
+        startup.wait_until_usable(url, wait)
         if args.check:
             todo = migrations.pending(url)
             for migration_id in todo:
@@ -62,10 +69,10 @@ def migrate(settings: Settings, args: argparse.Namespace) -> int:
             print("migrations: up to date" if not todo else f"migrations: {len(todo)} pending")
             return 1 if todo else 0
         if args.rollback:
-            undone = migrations.rollback_latest(url)
+            undone = migrations.rollback_latest(url, wait)
             print(f"rolled back: {', '.join(undone) or 'nothing'}")
             return 0
-        applied = migrations.apply(url)
+        applied = migrations.apply(url, wait)
         print(f"applied: {', '.join(applied)}" if applied else "migrations: up to date")
     return 0
 
@@ -100,5 +107,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"minitwit: {error}", file=sys.stderr)
         return 2
+    except StartupError as error:  # the database never became usable: one line, no traceback
+        print(f"minitwit: {error}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:  # Ctrl-C: everything has been shut down on the way out
         return 130

@@ -11,11 +11,20 @@ back to the pool without asyncpg's default reset (``SELECT pg_advisory_unlock_al
 UNLISTEN *; RESET ALL``, one extra round trip per request), because MiniTwit never changes
 session state: no SET, LISTEN, cursors or session advisory locks on pooled connections. An
 open transaction is still rolled back on release (asyncpg does that before calling ``reset``).
+
+Faults (see DatabaseLimits in settings.py): taking a connection waits at most
+``acquire_timeout_seconds``; PostgreSQL cancels any statement after ``statement_timeout`` and
+ends a session idle in a transaction; TCP keepalives run on both ends of every connection. A
+database that is down, restarting, saturated or stuck surfaces as ``DatabaseUnavailable``
+(a 503), whatever the driver called it. asyncpg's pool replaces a connection that died when it
+is next taken, so the pool heals by itself once PostgreSQL is back.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -24,11 +33,30 @@ from typing import Any
 import asyncpg
 import databases
 
+from minitwit.errors import DatabaseUnavailable
 from minitwit.paths import SQL_DIR
 from minitwit.queries import Query, load_queries
+from minitwit.settings import DatabaseLimits
 
 Row = Any  # an asyncpg Record: row["column"]
 QueryObserver = Callable[[str, float], None]  # (query name, seconds)
+APPLICATION_NAME = "minitwit"  # in pg_stat_activity, so that a DBA can tell the app's sessions
+
+# What the driver raises when the database, not the request, is the problem: the server is
+# unreachable (OSError: refused, reset, timed out), shutting down or starting up (class 57),
+# the connection broke (class 08), or there are no connection slots left (class 53).
+UNAVAILABLE = (
+    OSError,  # TimeoutError included
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,  # QueryCanceledError: statement_timeout
+    asyncpg.exceptions.InsufficientResourcesError,
+    asyncpg.exceptions.IdleInTransactionSessionTimeoutError,
+)
+
+
+def unavailable(error: BaseException) -> DatabaseUnavailable:
+    reason = "statement_timeout" if isinstance(error, asyncpg.QueryCanceledError) else "unreachable"
+    return DatabaseUnavailable(reason, f"{type(error).__name__}: {error}".strip())
 
 
 class Session:
@@ -49,6 +77,8 @@ class Session:
         started = time.perf_counter()
         try:
             return await call
+        except UNAVAILABLE as error:
+            raise unavailable(error) from error
         finally:
             if self._observe is not None:
                 self._observe(name, time.perf_counter() - started)
@@ -78,6 +108,36 @@ async def _keep_session(connection: Any) -> None:
     """The pool's ``reset``: nothing to undo (see the module docstring)."""
 
 
+def server_settings(limits: DatabaseLimits | None) -> dict[str, str]:
+    """Session settings sent when a pooled connection opens (PostgreSQL's own timeouts, in ms).
+    Without limits (operator tools: imports, seeding) statements may run as long as they need."""
+    keepalive = limits or DatabaseLimits()
+    settings = {
+        "application_name": APPLICATION_NAME,
+        # The server's end probes an idle client too (and keeps an IPVS flow alive both ways).
+        "tcp_keepalives_idle": str(keepalive.keepalive_idle_seconds),
+        "tcp_keepalives_interval": str(keepalive.keepalive_interval_seconds),
+        "tcp_keepalives_count": str(keepalive.keepalive_count),
+    }
+    if limits is not None:
+        settings["statement_timeout"] = str(round(limits.statement_timeout_seconds * 1000))
+        settings["idle_in_transaction_session_timeout"] = str(round(limits.idle_in_transaction_timeout_seconds * 1000))
+    return settings
+
+
+def enable_keepalive(connection: Any, limits: DatabaseLimits) -> None:
+    """TCP keepalives on the client's socket: asyncpg has no option for them, and without them a
+    connection whose peer vanished (a node gone, a flow dropped) would look open for hours."""
+    transport = getattr(connection, "_transport", None)
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None or sock.family == socket.AF_UNIX:
+        return
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, limits.keepalive_idle_seconds)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, limits.keepalive_interval_seconds)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, limits.keepalive_count)
+
+
 class Database:
     """The application's pool and its named queries, loaded once at start-up.
 
@@ -90,12 +150,15 @@ class Database:
         url: str,
         *,
         pool_size: int = 10,
+        limits: DatabaseLimits | None = None,
         observe: QueryObserver | None = None,
         queries: dict[str, Query] | None = None,
     ) -> None:
         self.queries = load_queries(SQL_DIR) if queries is None else queries
         self.pool_size = pool_size
+        self.limits = limits
         self.observe = observe
+        self._acquire_timeout = limits.acquire_timeout_seconds if limits else None
         self._database = databases.Database(
             url,
             min_size=min(2, pool_size),
@@ -103,10 +166,17 @@ class Database:
             init=self._prepare_all,
             reset=_keep_session,
             statement_cache_size=max(100, 2 * len(self.queries)),
+            server_settings=server_settings(limits),
+            **({} if limits is None else {  # type: ignore[arg-type]
+                "timeout": limits.acquire_timeout_seconds,  # asyncpg's bound on opening one connection
+                # A backstop on the client's side, should the server never answer the cancel.
+                "command_timeout": limits.statement_timeout_seconds + 5,
+            }),
         )
 
     async def _prepare_all(self, connection: Any) -> None:
         """Prepares every named query on a new connection (asyncpg keeps them in its cache)."""
+        enable_keepalive(connection, self.limits or DatabaseLimits())
         for query in self.queries.values():
             # A missing table means a pending migration (/ready says so): that query fails when used.
             with contextlib.suppress(asyncpg.UndefinedTableError):
@@ -116,12 +186,29 @@ class Database:
         await self._database.connect()
 
     async def disconnect(self) -> None:
-        await self._database.disconnect()
+        """Closes the pool; connections still busy after a few seconds are cut (shutdown)."""
+        pool = getattr(self._database._backend, "_pool", None)
+        try:
+            async with asyncio.timeout(5):
+                await self._database.disconnect()
+        except TimeoutError:
+            if pool is not None:
+                pool.terminate()
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[Session]:
-        async with self._database.connection() as connection:
-            yield Session(connection, self.queries, self.observe)
+        """One pooled connection for the block; DatabaseUnavailable when there is none to have
+        within the acquire timeout, or when the database fails under the block."""
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                try:
+                    async with asyncio.timeout(self._acquire_timeout):
+                        connection = await stack.enter_async_context(self._database.connection())
+                except TimeoutError as error:
+                    raise DatabaseUnavailable("pool_timeout", "no connection within the acquire timeout") from error
+                yield Session(connection, self.queries, self.observe)
+        except UNAVAILABLE as error:  # opening a connection, BEGIN/COMMIT, release
+            raise unavailable(error) from error
 
     def pool_stats(self) -> tuple[int, int]:
         """(connections open, connections in use) of the asyncpg pool, for metrics."""

@@ -31,6 +31,20 @@ class NotFound(MiniTwitError):
     status_code = 404
 
 
+class DatabaseUnavailable(MiniTwitError):
+    """The database cannot answer now (down, restarting, every connection busy, a statement
+    stuck behind a lock): 503 with Retry-After. Expected in operation, so it is counted in a
+    metric and logged in one line, never reported to Sentry as a bug."""
+
+    status_code = 503
+    retry_after = 5  # seconds: about how long a PostgreSQL restart takes
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__("Temporarily unavailable: the database cannot answer; please try again shortly")
+        self.reason = reason  # unreachable, pool_timeout or statement_timeout (the metric's label)
+        self.detail = detail  # the driver's own words, for the log
+
+
 class UnknownUser(NotFound):
     def __init__(self, username: str = "") -> None:
         super().__init__("Unknown user" if not username else f'Unknown user "{username}"')

@@ -3,6 +3,8 @@
 Replicas that start together all call ``apply``; a PostgreSQL advisory lock lets one apply the
 pending migrations while the others wait and then find nothing to do. Unlike yoyo's own lock
 table, an advisory lock dies with its connection, so a killed applier never blocks the next.
+Taking the lock waits, like connecting, at most ``wait_seconds`` (DB_CONNECT_TIMEOUT_SECONDS),
+with a log line per attempt (minitwit.startup).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from minitwit.paths import MIGRATIONS_DIR
 
 # An arbitrary constant that names "MiniTwit schema migrations" among advisory locks.
 MIGRATION_LOCK_KEY = 0x4D696E6954776974  # "MiniTwit"
+DEFAULT_WAIT = 60.0  # seconds; DatabaseLimits.connect_timeout_seconds' default
 
 
 def libpq_url(database_url: str) -> str:
@@ -32,9 +35,18 @@ def yoyo_url(database_url: str) -> str:
 
 
 @contextmanager
-def migration_lock(database_url: str) -> Iterator[None]:
-    with psycopg.connect(libpq_url(database_url), autocommit=True) as connection:
-        connection.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_KEY,))
+def migration_lock(database_url: str, wait_seconds: float = DEFAULT_WAIT) -> Iterator[None]:
+    from minitwit import startup  # imported here: startup uses libpq_url from this module
+
+    def take() -> psycopg.Connection:
+        connection = startup.connect(database_url)
+        row = connection.execute("SELECT pg_try_advisory_lock(%s)", (MIGRATION_LOCK_KEY,)).fetchone()
+        if row and row[0]:
+            return connection
+        connection.close()
+        raise startup.WaitingFor("the migration lock is held by another process applying migrations")
+
+    with startup.retry(take, database_url, wait_seconds) as connection:
         try:
             yield
         finally:
@@ -57,17 +69,17 @@ def pending(database_url: str) -> list[str]:
         return [migration.id for migration in backend.to_apply(known)]
 
 
-def apply(database_url: str) -> list[str]:
+def apply(database_url: str, wait_seconds: float = DEFAULT_WAIT) -> list[str]:
     """Applies pending migrations under the lock; returns the ids applied by this process."""
-    with migration_lock(database_url), _backend(database_url) as (backend, known):
+    with migration_lock(database_url, wait_seconds), _backend(database_url) as (backend, known):
         todo = backend.to_apply(known)
         backend.apply_migrations(todo)
         return [migration.id for migration in todo]
 
 
-def rollback_latest(database_url: str) -> list[str]:
+def rollback_latest(database_url: str, wait_seconds: float = DEFAULT_WAIT) -> list[str]:
     """Rolls back the most recently applied migration (for operators; see README)."""
-    with migration_lock(database_url), _backend(database_url) as (backend, known):
+    with migration_lock(database_url, wait_seconds), _backend(database_url) as (backend, known):
         latest = backend.to_rollback(known)[:1]
         backend.rollback_migrations(latest)
         return [migration.id for migration in latest]

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from yoyo import read_migrations
 
+from minitwit.errors import DatabaseUnavailable
 from minitwit.paths import MIGRATIONS_DIR
 from minitwit.version import BuildInfo
 
@@ -38,13 +39,22 @@ async def pending_migrations(request: Request) -> list[str]:
     return [migration_id for migration_id in known_migrations() if migration_id not in applied]
 
 
+def not_ready(reason: str, retry_after: int) -> Response:
+    return JSONResponse({"status": "unavailable", "reason": reason}, status_code=503,
+                        headers={"Retry-After": str(retry_after)})
+
+
 async def ready(request: Request) -> Response:
     """The database answers and no migration is pending (orchestrator readiness)."""
     try:
         async with asyncio.timeout(READY_TIMEOUT):
             pending = await pending_migrations(request)
+    except DatabaseUnavailable as error:
+        return not_ready(f"database {error.reason.replace('_', ' ')}: {error.detail}", error.retry_after)
+    except TimeoutError:
+        return not_ready(f"database did not answer within {READY_TIMEOUT:g} s", DatabaseUnavailable.retry_after)
     except Exception as error:  # any failure means "not ready", with the reason
-        return JSONResponse({"status": "unavailable", "reason": type(error).__name__}, status_code=503)
+        return not_ready(type(error).__name__, DatabaseUnavailable.retry_after)
     if pending:
         return JSONResponse({"status": "migrating", "pending": pending}, status_code=503)
     return JSONResponse({"status": "ready"})

@@ -77,6 +77,57 @@ class ThrottleLimits:
         })
 
 
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = read_variable(env, name)
+    if raw is None:
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number of seconds, not {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class DatabaseLimits:
+    """How long MiniTwit waits for PostgreSQL, and how long it lets a statement run.
+
+    Defaults a DBA may change through the variable named beside each (docs/operating.md). They
+    apply per connection of the app's pool; migrations and backups set none of the statement
+    limits (a migration may rightly take long).
+    """
+
+    # Start-up (serve, migrate, backup, restore) waits this long for PostgreSQL to accept
+    # connections: long enough for a container's first start (initdb and its restart).
+    connect_timeout_seconds: float = 60.0  # DB_CONNECT_TIMEOUT_SECONDS
+    # A request waits at most this long for a pooled connection, then gets a 503.
+    acquire_timeout_seconds: float = 3.0  # DB_ACQUIRE_TIMEOUT_SECONDS
+    # PostgreSQL cancels a statement running longer (a lock wait included): 503, connection freed.
+    statement_timeout_seconds: float = 5.0  # DB_STATEMENT_TIMEOUT_SECONDS
+    # PostgreSQL closes a session idle inside a transaction this long (a stuck request's locks).
+    idle_in_transaction_timeout_seconds: float = 10.0  # DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS
+    # TCP keepalives on both ends of each connection: first probe after this idle time, well
+    # under the 900 s after which Swarm's IPVS forgets an idle flow (moby/moby#31208).
+    keepalive_idle_seconds: int = 60  # DB_KEEPALIVE_IDLE_SECONDS
+    keepalive_interval_seconds: int = 10  # DB_KEEPALIVE_INTERVAL_SECONDS
+    keepalive_count: int = 6  # DB_KEEPALIVE_COUNT: unanswered probes before the peer is dead
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> DatabaseLimits:
+        defaults = cls()
+        values: dict[str, float] = {}
+        for name in cls.__dataclass_fields__:
+            default = getattr(defaults, name)
+            variable = f"DB_{name.upper()}"
+            read = _int if isinstance(default, int) else _seconds
+            values[name] = read(env, variable, default)
+        return cls(**values)  # type: ignore[arg-type]
+
+    def check(self) -> None:
+        for name, value in vars(self).items():
+            if value <= 0:
+                raise ConfigError(f"DB_{name.upper()} must be positive")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the app and the CLI need to know, read once at start-up."""
@@ -102,6 +153,10 @@ class Settings:
     sentry_environment: str | None = None
     sentry_release: str | None = None
     throttle: ThrottleLimits = ThrottleLimits()
+    db: DatabaseLimits = DatabaseLimits()
+    # In-flight requests get this long to finish after SIGTERM; below the orchestrator's grace
+    # period (Docker's default: 10 s), so that the pool is closed before a SIGKILL could come.
+    shutdown_timeout_seconds: float = 8.0
     # Names of the variables that fell back to a development default (refused in production).
     defaulted: frozenset[str] = frozenset()
 
@@ -137,6 +192,8 @@ class Settings:
             sentry_environment=get("SENTRY_ENVIRONMENT"),
             sentry_release=get("SENTRY_RELEASE"),
             throttle=ThrottleLimits.from_env(env),
+            db=DatabaseLimits.from_env(env),
+            shutdown_timeout_seconds=_seconds(env, "SHUTDOWN_TIMEOUT_SECONDS", 8.0),
             defaulted=defaulted,
         )
         settings.check()
@@ -152,6 +209,9 @@ class Settings:
             raise ConfigError("THROTTLE_* values must be 0 (off) or positive")
         if not all(_is_address_or_network(item) for item in self.forwarded_allow_ips.split(",")):
             raise ConfigError("FORWARDED_ALLOW_IPS must list IP addresses or networks (a.b.c.d/nn), comma separated")
+        self.db.check()
+        if self.shutdown_timeout_seconds <= 0:
+            raise ConfigError("SHUTDOWN_TIMEOUT_SECONDS must be positive")
         if self.log_level not in LOG_LEVELS:
             raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
         if self.production and not self.database_url:

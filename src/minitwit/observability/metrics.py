@@ -18,12 +18,14 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.types import Scope
 
 from minitwit.db import Database
+from minitwit.errors import DatabaseUnavailable
 from minitwit.version import BuildInfo
 
 # The simulator gives up after 300 ms: buckets on both sides of it tell "slow" from "lost".
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0)
 QUERY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 UNMATCHED = "<unmatched>"
+DB_UNAVAILABLE_REASONS = ("unreachable", "pool_timeout", "statement_timeout")
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
@@ -82,6 +84,12 @@ class Metrics:
         self.pool_size = Gauge("minitwit_db_pool_size", "Open database connections in the pool.", registry=registry)
         self.pool_in_use = Gauge(
             "minitwit_db_connections_in_use", "Pooled database connections in use.", registry=registry)
+        self.db_unavailable = Counter(
+            "minitwit_db_unavailable_total",
+            "Requests answered 503 because the database could not answer, by reason "
+            "(unreachable, pool_timeout, statement_timeout).", registry=registry)
+        for reason in DB_UNAVAILABLE_REASONS:  # present from the start, so rate() sees the first one
+            self.db_unavailable.set({"reason": reason}, 0)
         self.cpu = Counter("process_cpu_seconds_total", "User and system CPU time spent.", registry=registry)
         self.memory = Gauge("process_resident_memory_bytes", "Resident memory size.", registry=registry)
         self.start_time = Gauge(
@@ -106,6 +114,10 @@ class Metrics:
         if action is not None and route != UNMATCHED:
             pair = (action, outcome(status))
             self._action_counts[pair] = self._action_counts.get(pair, 0) + 1
+
+    def count_db_unavailable(self, reason: str) -> None:
+        """One request refused with 503 because the database could not answer (rare: no fast path)."""
+        self.db_unavailable.inc({"reason": reason if reason in DB_UNAVAILABLE_REASONS else "unreachable"})
 
     def observe_query(self, name: str, seconds: float) -> None:
         """The Database(observe=...) hook: one named query took ``seconds``."""
@@ -132,6 +144,9 @@ class Metrics:
         try:
             async with database.session() as db:
                 totals = await db.fetch_one("business_totals")
+        except DatabaseUnavailable as error:  # expected during an outage: one line, no traceback
+            logger.warning("business totals unavailable for /metrics: {}", error.detail or error.reason)
+            return
         except Exception:  # a scrape still reports the rest; the log says why
             logger.opt(exception=True).warning("business totals unavailable for /metrics")
             return

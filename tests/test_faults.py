@@ -1,0 +1,382 @@
+"""Faults inside the app (issue 11): the database goes away and comes back, is not there yet,
+a statement waits behind a lock, and the server is told to stop under load.
+
+Each test runs the real `minitwit serve` (or a real HTTP server) against a real PostgreSQL that
+it stops and starts itself (tests/postgres_cluster.py). The time bounds are the issue's, kept
+generous for a busy two-core machine: they test "answers within seconds, never hangs", not speed.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+import requests
+from cli_helpers import clean_environment, minitwit
+from fixtures import SIMULATOR_AUTH, ThreadedServer, free_port, make_settings, sql, wait_until_up
+from postgres_cluster import PostgresCluster
+
+from minitwit.app import create_app
+from minitwit.bench import replay
+from minitwit.settings import DatabaseLimits
+
+API = {"Authorization": SIMULATOR_AUTH}
+PROBE_TIMEOUT = 5.0  # the issue: every answer during an outage within 5 s
+RECOVERY_TIMEOUT = 10.0  # the issue: serving normally again within 10 s of PostgreSQL's return
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[PostgresCluster]:
+    """One PostgreSQL for the module's tests, on 127.0.0.1; each test leaves it as it likes."""
+    cluster = PostgresCluster().init()
+    try:
+        yield cluster
+    finally:
+        cluster.remove()
+
+
+@dataclass
+class Served:
+    process: subprocess.Popen
+    url: str
+    log: Path
+
+    def lines(self) -> list[dict]:
+        """The server's JSON log lines (anything else it printed is kept as {"raw": ...})."""
+        found = []
+        for line in self.log.read_text(errors="replace").splitlines():
+            try:
+                found.append(json.loads(line))
+            except ValueError:
+                found.append({"raw": line})
+        return found
+
+    def access(self) -> dict[str, int]:
+        """request id -> status, from the app's access lines."""
+        return {
+            line["record"]["extra"]["request_id"]: line["record"]["extra"]["status"]
+            for line in self.lines()
+            if line.get("record", {}).get("message") == "request"
+        }
+
+
+@contextmanager
+def serving(database_url: str, folder: Path, *, workers: int = 2, wait: bool = True,
+            **variables: str) -> Iterator[Served]:
+    """`minitwit serve` as a subprocess with JSON logs at INFO (access lines) in a file."""
+    port = free_port()
+    log = folder / f"serve-{port}.log"
+    environment = clean_environment(folder, DATABASE_URL=database_url, LOG_LEVEL="INFO", LOG_FORMAT="json",
+                                    **variables)
+    with open(log, "wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "minitwit", "serve", "--port", str(port), "--workers", str(workers)],
+            env=environment, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    served = Served(process, f"http://127.0.0.1:{port}", log)
+    try:
+        if wait:
+            wait_until_up(served.url, process, timeout=90)
+        yield served
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)
+
+
+def probe(method: str, url: str, **kwargs: object) -> tuple[requests.Response, float]:
+    started = time.monotonic()
+    response = requests.request(method, url, timeout=PROBE_TIMEOUT + 5, allow_redirects=False, **kwargs)  # type: ignore[arg-type]
+    return response, time.monotonic() - started
+
+
+def routes(user: str, text: str) -> list[tuple[str, str, dict]]:
+    """(method, path, request options) of the probed routes: web pages, API reads and a write."""
+    return [
+        ("GET", "/public", {}),
+        ("GET", "/", {}),
+        ("GET", "/msgs", {"headers": API}),
+        ("GET", "/latest", {}),
+        ("POST", f"/msgs/{user}", {"headers": API, "json": {"content": text}}),
+        ("GET", "/ready", {}),
+    ]
+
+
+def post_message(url: str, user: str, text: str) -> int:
+    return requests.post(f"{url}/msgs/{user}", json={"content": text}, headers=API, timeout=10).status_code
+
+
+def messages_of(url: str, user: str) -> list[str]:
+    response = requests.get(f"{url}/msgs/{user}?no=1000", headers=API, timeout=10)
+    assert response.status_code == 200
+    return [message["content"] for message in response.json()]
+
+
+def no_traceback(served: Served) -> None:
+    text = served.log.read_text(errors="replace")
+    assert "Traceback" not in text, text[-3000:]
+
+
+def test_outage_answers_503_then_heals_without_restart(cluster: PostgresCluster, tmp_path: Path) -> None:
+    cluster.start()
+    url = cluster.create_database(f"outage_{uuid.uuid4().hex[:8]}")
+    with serving(url, tmp_path, workers=2) as served:
+        assert requests.post(served.url + "/register", json={"username": "alice", "email": "a@x.org", "pwd": "p"},
+                             timeout=10).status_code == 204
+        assert post_message(served.url, "alice", "acknowledged before the outage") == 204
+
+        cluster.stop("immediate")
+        deadline = time.monotonic() + 4  # several seconds of probing, both workers
+        rounds = 0
+        while time.monotonic() < deadline or rounds < 2:
+            rounds += 1
+            for method, path, options in routes("alice", f"during the outage {rounds}"):
+                response, seconds = probe(method, served.url + path, **options)
+                assert response.status_code == 503, (path, response.status_code, response.text[:300])
+                assert seconds < PROBE_TIMEOUT, (path, seconds)
+                assert response.headers.get("Retry-After"), path
+                if path.startswith(("/msgs", "/latest")):
+                    assert response.json()["status"] == 503 and response.json()["error_msg"]
+                elif path == "/ready":
+                    assert response.json()["status"] == "unavailable" and response.json()["reason"]
+                else:
+                    assert "text/html" in response.headers["content-type"] and "unavailable" in response.text
+            health, seconds = probe("GET", served.url + "/health")
+            assert health.status_code == 200 and seconds < PROBE_TIMEOUT
+
+        cluster.start()
+        restarted = time.monotonic()
+        expected = {"/public": 200, "/": 302, "/msgs": 200, "/latest": 200, "/msgs/alice": 204, "/ready": 200}
+        while True:
+            statuses = {path: probe(method, served.url + path, **options)[0].status_code
+                        for method, path, options in routes("alice", "after the outage")}
+            if statuses == expected:
+                break
+            assert time.monotonic() - restarted < RECOVERY_TIMEOUT, statuses
+            time.sleep(0.2)
+        assert served.process.poll() is None  # the same process, never restarted
+
+        for _ in range(4):  # both workers' pools serve again
+            assert post_message(served.url, "alice", "posted after recovery") == 204
+        contents = messages_of(served.url, "alice")
+        assert "posted after recovery" in contents
+        assert "acknowledged before the outage" in contents  # an acknowledged write survives
+        assert not any(text.startswith("during the outage") for text in contents)  # a 503 wrote nothing
+        metrics = requests.get(served.url + "/metrics", timeout=10).text
+        assert 'minitwit_db_unavailable_total{reason="unreachable"}' in metrics
+
+    statuses = set(served.access().values())
+    assert 503 in statuses and 500 not in statuses
+    no_traceback(served)
+
+
+def test_serve_waits_for_a_database_that_is_not_there_yet(cluster: PostgresCluster, tmp_path: Path) -> None:
+    cluster.start()
+    cluster.stop()
+    name = f"late_{uuid.uuid4().hex[:8]}"
+    started = time.monotonic()
+    with serving(cluster.url(name), tmp_path, workers=1, wait=False) as served:
+        while "waiting for PostgreSQL" not in served.log.read_text(errors="replace"):
+            assert served.process.poll() is None and time.monotonic() - started < 60, served.log.read_text()
+            time.sleep(0.2)
+        time.sleep(max(0.0, 5 - (time.monotonic() - started)))
+        cluster.start()
+        cluster.create_database(name)
+        wait_until_up(served.url, served.process, timeout=90)
+        assert requests.get(served.url + "/ready", timeout=10).status_code == 200
+        assert requests.get(served.url + "/public", timeout=10).status_code == 200
+    waits = [line for line in served.lines()
+             if str(line.get("record", {}).get("message", "")).startswith("waiting for PostgreSQL")]
+    assert len(waits) >= 2
+    assert all(f"127.0.0.1:{cluster.port}/{name}" in line["record"]["message"] for line in waits)
+    no_traceback(served)
+
+
+def test_a_command_gives_up_after_the_bound_with_one_clear_line(tmp_path: Path) -> None:
+    nobody = f"postgresql://postgres@127.0.0.1:{free_port()}/minitwit"
+    result = minitwit("migrate", data_dir=tmp_path, database_url=nobody, DB_CONNECT_TIMEOUT_SECONDS="3")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stdout + result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("minitwit: gave up waiting for PostgreSQL at 127.0.0.1:"), result.stderr
+    assert "DB_CONNECT_TIMEOUT_SECONDS=3" in last
+    assert (result.stdout + result.stderr).count("waiting for PostgreSQL at 127.0.0.1:") >= 2
+
+
+def test_a_statement_stuck_behind_a_lock_ends_in_503_and_frees_its_connection(database_url: str) -> None:
+    limits = DatabaseLimits(statement_timeout_seconds=1.0)
+    app = create_app(make_settings(db=limits, db_pool_size=1), database_url)  # one connection: it must return
+    with ThreadedServer(app) as url:
+        assert requests.post(url + "/register", json={"username": "bob", "email": "b@x.org", "pwd": "p"},
+                             timeout=10).status_code == 204
+        with psycopg.connect(database_url) as blocker:  # a transaction holds bob's row
+            blocker.execute("SELECT 1 FROM users WHERE username = 'bob' FOR UPDATE")
+            started = time.monotonic()
+            response = requests.post(url + "/msgs/bob", json={"content": "blocked"}, headers=API, timeout=30)
+            waited = time.monotonic() - started
+            assert response.status_code == 503, response.text
+            assert response.headers["Retry-After"] and response.json()["status"] == 503
+            assert 0.9 <= waited < 20  # it waited for the statement timeout, then gave up
+            assert requests.get(url + "/msgs", headers=API, timeout=10).status_code == 200  # connection is back
+            blocker.rollback()
+        assert post_message(url, "bob", "unblocked") == 204
+        assert messages_of(url, "bob") == ["unblocked"]  # the 503 wrote nothing
+        metrics = requests.get(url + "/metrics", timeout=10).text
+        assert 'minitwit_db_unavailable_total{reason="statement_timeout"} 1' in metrics
+
+
+def test_the_pool_waits_a_bounded_time_for_a_connection(database_url: str) -> None:
+    limits = DatabaseLimits(statement_timeout_seconds=10.0, acquire_timeout_seconds=0.5)
+    app = create_app(make_settings(db=limits, db_pool_size=1), database_url)
+    with ThreadedServer(app) as url:
+        assert requests.post(url + "/register", json={"username": "eve", "email": "e@x.org", "pwd": "p"},
+                             timeout=10).status_code == 204
+        with psycopg.connect(database_url) as blocker:
+            blocker.execute("SELECT 1 FROM users WHERE username = 'eve' FOR UPDATE")
+            stuck = threading.Thread(target=post_message, args=(url, "eve", "waits for the lock"))
+            stuck.start()  # holds the only connection while it waits
+            time.sleep(0.5)
+            response, seconds = probe("GET", url + "/public")
+            assert response.status_code == 503 and response.headers["Retry-After"]
+            assert seconds < PROBE_TIMEOUT
+            blocker.rollback()
+        stuck.join(20)
+        metrics = requests.get(url + "/metrics", timeout=10).text
+        assert 'minitwit_db_unavailable_total{reason="pool_timeout"} 1' in metrics
+
+
+# --- Graceful stop -----------------------------------------------------------------------------
+
+CLIENTS = 8
+PER_CLIENT = 300  # requests a client sends at most; it stops early once the server is gone
+
+
+def client_actions(client: int) -> list[replay.Request]:
+    """A scenario-shaped stream for one client: its users sign up, tweet, follow and unfollow each
+    other, with the simulator's reads in between, as the course's simulator sends them (the
+    replay's own request builder); users of their own, so that clients need no ordering."""
+    users = [f"c{client}u{n}" for n in range(4)]
+    actions: list[replay.Request] = []
+    action_id = client * 100_000
+    for user in users:
+        action_id += 1
+        actions.append(replay.write_request(replay.Action(action_id, "register", user, (f"{user}@x.org", "pw"))))
+    step = 0
+    while len(actions) < PER_CLIENT:
+        step += 1
+        action_id += 1
+        user, other = users[step % 4], users[(step + 1) % 4]
+        command = ("tweet", "follow", "tweet", "unfollow")[step % 4]
+        args = (f"{user} says {step}",) if command == "tweet" else (other,)
+        actions.append(replay.write_request(replay.Action(action_id, command, user, args)))
+        actions.append(replay.read_request(replay.API_READS[step % 4], user))
+    return actions
+
+
+@dataclass
+class Sent:
+    request_id: str
+    request: replay.Request
+    status: int | None  # None: no answer
+    error: str = ""
+
+
+def replay_client(base_url: str, client: int, results: list[Sent], stop: threading.Event) -> None:
+    refused = 0
+    for number, request in enumerate(client_actions(client)):
+        if stop.is_set() or refused >= 3:
+            return
+        request_id = f"c{client}-{number}"
+        headers = {**API, "Content-Type": "application/json", "Connection": "close", "X-Request-Id": request_id}
+        try:
+            response = requests.request(request.method, base_url + request.path, data=request.body,
+                                        headers=headers, timeout=20)
+            results.append(Sent(request_id, request, response.status_code))
+        except requests.ConnectionError as error:
+            refused += 1
+            results.append(Sent(request_id, request, None, repr(error)))
+            time.sleep(0.05)
+
+
+def test_sigterm_under_load_drops_no_accepted_request(database_url: str, tmp_path: Path) -> None:
+    with serving(database_url, tmp_path, workers=2) as served:
+        results: list[Sent] = []
+        stop = threading.Event()
+        clients = [threading.Thread(target=replay_client, args=(served.url, n, results, stop))
+                   for n in range(CLIENTS)]
+        for thread in clients:
+            thread.start()
+        deadline = time.monotonic() + 60
+        while len(results) < 120 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        in_flight_at_signal = len(results)
+        served.process.send_signal(signal.SIGTERM)
+        returncode = served.process.wait(60)
+        stop.set()
+        for thread in clients:
+            thread.join(30)
+
+    assert returncode == 0
+    accepted = served.access()
+    answered = [sent for sent in results if sent.status is not None]
+    unanswered = [sent for sent in results if sent.status is None]
+    assert len(answered) >= in_flight_at_signal > 0
+    wrong = [(s.request_id, s.request.kind, s.status) for s in answered if s.status not in s.request.ok]
+    assert not wrong, wrong
+    # Every request the server took in was answered, with what the server logged.
+    by_id = {sent.request_id: sent for sent in results}
+    dropped = [(rid, status, by_id[rid].error) for rid, status in accepted.items()
+               if rid in by_id and by_id[rid].status != status]
+    assert not dropped, dropped
+    # Requests without an answer never reached the app (refused or closed before being read),
+    # and none of them was applied.
+    assert not [s.request_id for s in unanswered if s.request_id in accepted]
+    lost_tweets = [json.loads(s.request.body or b"{}").get("content") for s in unanswered if s.request.kind == "tweet"]
+    for text in lost_tweets:
+        assert not sql(database_url, "SELECT 1 FROM messages WHERE text = %s", text)
+    no_traceback(served)
+
+
+# --- Encoding -----------------------------------------------------------------------------------
+
+def test_a_database_that_is_not_utf8_is_refused_in_one_line(
+    postgres_admin_url: str, database_url: str, tmp_path: Path
+) -> None:
+    from fixtures import with_database
+
+    name = f"ascii_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(postgres_admin_url, autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name} ENCODING 'SQL_ASCII' TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'")
+    ascii_url = with_database(postgres_admin_url, name)
+    try:
+        backup = minitwit("backup", "--dir", str(tmp_path / "dumps"), data_dir=tmp_path, database_url=database_url)
+        assert backup.returncode == 0, backup.stderr
+        archive = backup.stdout.strip().splitlines()[-1]
+        for command in (["migrate"], ["serve", "--port", str(free_port())], ["restore", archive]):
+            result = minitwit(*command, data_dir=tmp_path, database_url=ascii_url)
+            assert result.returncode == 1, (command, result.stdout, result.stderr)
+            output = result.stdout + result.stderr
+            assert "Traceback" not in output, output
+            lines = result.stderr.strip().splitlines()
+            assert len(lines) == 1 and lines[0].startswith("minitwit: refusing the database at "), output
+            assert lines[0].endswith(f"/{name}: its encoding is SQL_ASCII, MiniTwit needs UTF8 "
+                                     "(create it with ENCODING 'UTF8', or initdb -E UTF8)"), lines
+        assert not sql(ascii_url, "SELECT 1 FROM pg_tables WHERE schemaname = 'public'")  # nothing written
+    finally:
+        with psycopg.connect(postgres_admin_url, autocommit=True) as admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
