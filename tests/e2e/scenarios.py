@@ -13,7 +13,8 @@ from typing import Any
 import requests
 import stack
 from engine import E2EError, docker, log, wait_for
-from traffic import ActionPool, Answer, Background, call, replay_actions
+from traffic import SIMULATOR_TIMEOUT, ActionPool, Answer, Background, call, replay_actions
+from traffic import trust_edge_ca as trust_edge_ca_file
 
 from minitwit.bench import replay
 from minitwit.bench.server import BenchServer
@@ -102,6 +103,20 @@ def expected_state(actions: list[replay.Action]) -> dict[str, int]:
     return {"users": len(users), "messages": messages, "follows": len(follows), "latest": actions[-1].action_id}
 
 
+def trust_edge_ca(workdir: Path) -> None:
+    """The edge serves HTTPS with Caddy's internal CA (MINITWIT_TLS=internal): trust that CA."""
+    def read() -> str | None:
+        proxy = (stack.containers(stack.service("proxy")) or [None])[0]
+        if proxy is None:
+            return None
+        text = docker("exec", proxy, "cat", "/data/caddy/pki/authorities/local/root.crt", check=False)
+        return text if "BEGIN CERTIFICATE" in text else None
+
+    path = workdir / "edge-root.crt"
+    path.write_text(wait_for("the edge's internal CA certificate", read, 120) + "\n")
+    trust_edge_ca_file(str(path))
+
+
 def ready_through_edge(edge: str) -> int:
     try:
         return requests.get(edge + "/ready", timeout=5).status_code
@@ -120,6 +135,7 @@ def deploy_from_nothing(ctx: Context) -> Result:
         stack.wait_converged(ctx.services, timeout=420)
     except E2EError as error:
         result.check(False, str(error))
+    trust_edge_ca(ctx.workdir)
     wait_for("/ready 200 through the edge", lambda: ready_through_edge(ctx.edge) == 200, 120)
     result.figures["converged_s"] = round(time.monotonic() - started, 1)
     app = stack.service("app")
@@ -148,12 +164,14 @@ REPLAY_ACTIONS = 5000
 
 def traffic(ctx: Context) -> Result:
     result = Result(2, f"replay of {REPLAY_ACTIONS} actions through the edge", True)
+    result.figures["timeout_s"] = SIMULATOR_TIMEOUT
     actions = ctx.actions[:REPLAY_ACTIONS]
     report = replay_actions(ctx.edge, actions)
     ctx.replayed = len(actions)
     ctx.pool = ActionPool(ctx.actions, len(actions))
     result.figures.update(requests=report["requests"], failed=report["failed"],
-                          rps=report["throughput_rps"], p99_ms=report["latency_ms"]["p99"],
+                          over_300ms=report["slow_over_300ms"], rps=report["throughput_rps"],
+                          p50_ms=report["latency_ms"]["p50"], p99_ms=report["latency_ms"]["p99"],
                           failures=report["failures"] or "-")
     result.check(report["failed"] == 0, f"{report['failed']} failed requests: {report['failures']}")
     wanted, found = expected_state(actions), stack.counts()
@@ -162,7 +180,9 @@ def traffic(ctx: Context) -> Result:
     log("the same replay against one `minitwit serve` outside Docker, for comparison")
     with BenchServer(workers=1) as server:
         baseline = replay_actions(server.url, actions)
+    result.figures["baseline_over_300ms"] = baseline["slow_over_300ms"]
     result.figures["baseline_rps"] = baseline["throughput_rps"]
+    result.figures["baseline_p50_ms"] = baseline["latency_ms"]["p50"]
     result.figures["baseline_p99_ms"] = baseline["latency_ms"]["p99"]
     result.figures["baseline_failed"] = baseline["failed"]
     if baseline["throughput_rps"] and report["throughput_rps"]:
@@ -293,7 +313,8 @@ def rolling_update(ctx: Context) -> Result:
     result.figures["update_s"] = round(time.monotonic() - started, 1)
     result.figures["update_state"] = update
     totals = load.totals()
-    result.figures.update(requests=totals["requests"], failed=totals["failed"], failures=totals["failures"] or "-")
+    result.figures.update(requests=totals["requests"], failed=totals["failed"], over_300ms=totals["over_300ms"],
+                          failures=totals["failures"] or "-")
     result.check(update == "completed", f"update ended {update}")
     result.check(totals["requests"] > 0 and totals["failed"] == 0, f"{totals['failed']} failed: {totals['failures']}")
     versions = replica_versions()
@@ -342,7 +363,8 @@ def automatic_rollback(ctx: Context) -> Result:
     result.figures["rollback_s"] = round(time.monotonic() - started, 1)
     result.figures["update_state"] = state
     totals = load.totals()
-    result.figures.update(requests=totals["requests"], failed=totals["failed"], failures=totals["failures"] or "-")
+    result.figures.update(requests=totals["requests"], failed=totals["failed"], over_300ms=totals["over_300ms"],
+                          failures=totals["failures"] or "-")
     result.check(state == "rollback_completed", f"update ended {state}, not rollback_completed")
     result.check(totals["requests"] > 0 and totals["failed"] == 0, f"{totals['failed']} failed: {totals['failures']}")
     versions = replica_versions()

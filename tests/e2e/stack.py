@@ -187,22 +187,24 @@ def healthy_containers(full_name: str) -> list[str]:
     return [c for c in containers(full_name) if health(c) == "healthy"]
 
 
+# Services whose every replica must report healthy before the stack counts as up. Others (the
+# backup's healthcheck first runs after 5 minutes) only have to run and not be unhealthy.
+MUST_BE_HEALTHY = frozenset({"app", "db", "proxy"})
+
+
+def converged_service(name: str, wanted: int) -> bool:
+    states = [health(container) for container in containers(service(name))]
+    if name in MUST_BE_HEALTHY:
+        return sum(state in ("healthy", "running") for state in states) >= wanted
+    return sum(state in ("healthy", "running", "starting") for state in states) >= wanted
+
+
 def wait_converged(services: dict[str, int], timeout: float) -> float:
-    """Waits until each service runs its replicas (healthy where it has a healthcheck)."""
+    """Waits until each service runs its replicas (healthy where that matters, see above)."""
     started = time.monotonic()
-
-    def converged() -> bool:
-        for name, wanted in services.items():
-            running, desired = replicas(service(name))
-            if running < wanted or desired < wanted:
-                return False
-            for container in containers(service(name)):
-                if health(container) not in ("healthy", "running"):
-                    return False
-        return True
-
-    wait_for("the stack to converge " + ", ".join(f"{n} {w}/{w}" for n, w in services.items()),
-             converged, timeout, interval=3)
+    wait_for("the stack to converge (" + ", ".join(f"{n} {w}" for n, w in services.items()) + ")",
+             lambda: all(converged_service(name, wanted) for name, wanted in services.items()),
+             timeout, interval=3)
     return time.monotonic() - started
 
 

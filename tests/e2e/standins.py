@@ -15,7 +15,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine import DOCKER, docker, image_exists, log, run
+from engine import DOCKER, E2EError, docker, image_exists, log, run
 
 HERE = Path(__file__).resolve().parent / "standins"
 BASE_IMAGE = "minitwit-e2e/bookworm-base:latest"
@@ -76,9 +76,12 @@ def registry_answers(image: str) -> bool:
     if os.environ.get("E2E_STANDINS") == "1":
         return False
     try:
-        return run([DOCKER, "pull", "-q", image], check=False, timeout=60).returncode == 0
+        pulled = run([DOCKER, "pull", "-q", image], check=False, timeout=60).returncode == 0
     except Exception:  # a hung pull is as good as a refused one
-        return False
+        pulled = False
+    if not pulled and os.environ.get("E2E_STANDINS") == "0":
+        raise E2EError(f"docker pull {image} failed, and E2E_STANDINS=0 forbids a stand-in")
+    return pulled
 
 
 def build_base() -> None:
@@ -87,6 +90,11 @@ def build_base() -> None:
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     tarball = CACHE_DIR / "bookworm-base.tar"
     if not tarball.exists():
+        if shutil.which("mmdebstrap") is None:
+            log("installing mmdebstrap from Debian")
+            run(["apt-get", "update", "-qq"], timeout=300)
+            run(["apt-get", "-o", "DPkg::Lock::Timeout=600", "install", "-y", "-qq", "mmdebstrap"], timeout=900,
+                env={"DEBIAN_FRONTEND": "noninteractive"})
         log("building a Debian bookworm base with mmdebstrap (about a minute, cached afterwards)")
         partial = tarball.with_suffix(".partial")
         run(["mmdebstrap", "--variant=minbase", f"--include={BASE_PACKAGES}", "bookworm", str(partial)], timeout=900)
