@@ -25,6 +25,7 @@ sys.path.insert(0, str(HERE))
 
 import scenarios  # noqa: E402
 import stack  # noqa: E402
+from compose import compose_suite  # noqa: E402
 from engine import E2EError, docker, log, run  # noqa: E402
 from standins import Images  # noqa: E402
 
@@ -33,13 +34,13 @@ from minitwit.bench.load import DEFAULT_SCENARIO  # noqa: E402
 from minitwit.bench.replay import read_scenario  # noqa: E402
 
 REPO = HERE.parent.parent
-ORDER = [1, 2, 6, 7, 8, 3, 4, 5]  # by value: what must work first
+ORDER = [1, 2, 6, 7, 8, 3, 4, 5, 9]  # by value: what must work first; 9 is compose.yml
 STEPS = {1: scenarios.deploy_from_nothing, 2: scenarios.traffic, 6: scenarios.data_survives,
          7: scenarios.backups, 8: scenarios.monitoring, 3: scenarios.rolling_update,
          4: scenarios.automatic_rollback, 5: scenarios.database_fault}
 TITLES = {1: "deploy from nothing", 2: "replay through the edge", 3: "rolling update under load",
           4: "automatic rollback", 5: "PostgreSQL killed under traffic", 6: "data survives stack rm",
-          7: "backup and restore", 8: "Prometheus sees the replicas"}
+          7: "backup and restore", 8: "Prometheus sees the replicas", 9: "compose: up, replay, down/up"}
 # TLS clients send no SNI for an IP address, so Caddy could not pick the certificate: the edge is
 # asked as localhost (resolved to 127.0.0.1 on this machine), with Caddy's internal CA.
 EDGE = "https://localhost"
@@ -99,6 +100,11 @@ def breaker(mode: str, workdir: Path, source: Path) -> Any:
             spec["configs"]["caddyfile"]["file"] = str(copy)
 
     return mutate
+
+
+def compose_images(path: Path) -> list[str]:
+    services = stack.load(path)["services"].values()
+    return [str(service["image"]) for service in services if not str(service.get("image", "")).startswith("${")]
 
 
 def services_wanted(spec: dict) -> dict[str, int]:
@@ -181,7 +187,7 @@ def main() -> int:
         ctx = scenarios.Context(REPO, workdir, swarm, stack_file, env, version, EDGE, services_wanted(generated),
                                 actions, build_image=app_images)
         for number in ORDER:
-            if number not in chosen:
+            if number not in chosen or number == 9:
                 continue
             log(f"scenario {number}: {TITLES[number]}")
             try:
@@ -197,6 +203,18 @@ def main() -> int:
             log(f"scenario {number}: {'PASS' if result.passed else 'FAIL'} {result.figures}")
             if number == 1 and not result.passed:
                 break
+        if 9 in chosen:
+            log("scenario 9: the one-machine stack, compose.yml (the Swarm stack is removed first: same ports)")
+            swarm.remove(stack.STACK)
+            for image in compose_images(REPO / "compose.yml"):
+                images.provide(image)
+            try:
+                results[9], untested = compose_suite(REPO, workdir, env["MINITWIT_IMAGE"], ctx.version,
+                                                     images.available, actions, EDGE)
+                notes.extend(untested)
+            except Exception as error:
+                traceback.print_exc()
+                results[9] = scenarios.Result(9, TITLES[9], False, problems=[f"{type(error).__name__}: {error}"])
     except (E2EError, subprocess.TimeoutExpired, OSError) as error:
         notes.append(f"SUITE ERROR: {error}")
         traceback.print_exc()

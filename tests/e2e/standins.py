@@ -140,9 +140,18 @@ class Images:
         self.registry: bool | None = None
         self.standins: list[str] = []  # upstream tags that point at a stand-in during this run
         self.not_tested: list[str] = []
+        self.available: set[str] = set()
 
     def provide(self, image: str) -> bool:
         """Makes ``image`` available; False when it has neither a registry nor a recipe."""
+        if image in self.available:
+            return True
+        found = self._provide(image)
+        if found:
+            self.available.add(image)
+        return found
+
+    def _provide(self, image: str) -> bool:
         if self.registry is None:
             self.registry = pulled = registry_answers(image)
             log("image registry reachable: pulling upstream images" if self.registry
