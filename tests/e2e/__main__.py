@@ -158,6 +158,8 @@ def main() -> int:
     try:
         docker("info", "--format", "{{.ServerVersion}}", timeout=30)
         stack.ensure_no_stack()
+        if not scenario_file.is_file():
+            raise E2EError(f"the simulator scenario {scenario_file} is missing: set MINITWIT_SCENARIO to its path")
         actions = read_scenario(scenario_file)
         version = f"{__version__}-e2e.1"
         spec = stack.load(source)
@@ -209,9 +211,8 @@ def main() -> int:
             for image in compose_images(REPO / "compose.yml"):
                 images.provide(image)
             try:
-                results[9], untested = compose_suite(REPO, workdir, env["MINITWIT_IMAGE"], ctx.version,
-                                                     images.available, actions, EDGE)
-                notes.extend(untested)
+                results[9] = compose_suite(REPO, workdir, env["MINITWIT_IMAGE"], ctx.version,
+                                           images.available, actions, EDGE, notes)
             except Exception as error:
                 traceback.print_exc()
                 results[9] = scenarios.Result(9, TITLES[9], False, problems=[f"{type(error).__name__}: {error}"])

