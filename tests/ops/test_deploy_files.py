@@ -365,6 +365,8 @@ def test_edge_runs_caddy_2_with_the_caddyfile_and_named_data_volume(name: str) -
     assert volumes["/data"] == "caddy_data", "certificates must survive a redeploy"
     assert data["volumes"]["caddy_data"]["name"] == "minitwit_caddy_data"
     assert environment(proxy)["MINITWIT_DOMAIN"].startswith("${MINITWIT_DOMAIN")
+    # The replicas' DNS name: Swarm's tasks.<service> (the Caddyfile's default), compose's <service>.
+    assert environment(proxy).get("EDGE_UPSTREAM_NAME", "tasks.app") == ("app" if name == "compose.yml" else "tasks.app")
 
 
 def test_compose_publishes_the_edge_and_only_loopback_tools() -> None:
