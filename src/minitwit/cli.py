@@ -33,8 +33,7 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
         if applied:
             logger.info("applied migrations {}", ", ".join(applied))
         os.environ["DATABASE_URL"] = url  # uvicorn's workers build the app from the environment
-        uvicorn.run(
-            "minitwit.app:app_from_environment",
+        options = dict(
             factory=True,
             host=args.host or settings.host,
             port=args.port or settings.port,
@@ -45,9 +44,19 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
             log_config=None,  # uvicorn's loggers go through loguru (configure_logging)
             server_header=False,
             # SIGTERM: stop accepting, let in-flight requests finish for this long, close the pool.
-            timeout_graceful_shutdown=settings.shutdown_timeout_seconds,  # type: ignore[arg-type]
+            timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
         )
+        if options["workers"] == 1:
+            uvicorn.run(APP, **options)  # type: ignore[arg-type]
+        else:
+            config = uvicorn.Config(APP, **options)  # type: ignore[arg-type]
+            from minitwit.supervisor import StoppingSupervisor
+
+            StoppingSupervisor(config, sockets=[config.bind_socket()]).run()
     return 0
+
+
+APP = "minitwit.app:app_from_environment"
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
