@@ -9,6 +9,7 @@ generous for a busy two-core machine: they test "answers within seconds, never h
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -25,12 +26,12 @@ import psycopg
 import pytest
 import requests
 from cli_helpers import clean_environment, minitwit
-from fixtures import SIMULATOR_AUTH, ThreadedServer, free_port, make_settings, sql, wait_until_up
+from fixtures import REPO_ROOT, SIMULATOR_AUTH, ThreadedServer, free_port, make_settings, sql, wait_until_up
 from postgres_cluster import PostgresCluster
 
 from minitwit.app import create_app
 from minitwit.bench import replay
-from minitwit.settings import DatabaseLimits
+from minitwit.settings import DatabaseLimits, Settings
 
 API = {"Authorization": SIMULATOR_AUTH}
 PROBE_TIMEOUT = 5.0  # the issue: every answer during an outage within 5 s
@@ -399,3 +400,27 @@ def test_a_database_that_is_not_utf8_is_refused_in_one_line(
     finally:
         with psycopg.connect(postgres_admin_url, autocommit=True) as admin:
             admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+# --- Deployment files agree with the bounds -------------------------------------------------------
+
+def seconds_of(duration: str) -> float:
+    """Docker's duration strings as used here: 90s, 2m, 1m30s."""
+    parts = re.findall(r"(\d+)([hms])", duration)
+    assert parts, duration
+    return sum(int(value) * {"h": 3600, "m": 60, "s": 1}[unit] for value, unit in parts)
+
+
+def test_healthcheck_start_periods_cover_the_wait_for_postgresql() -> None:
+    """An app still waiting for its database (within DB_CONNECT_TIMEOUT_SECONDS) is not unhealthy,
+    and a stop lets in-flight requests finish (SHUTDOWN_TIMEOUT_SECONDS) before Docker's SIGKILL."""
+    yaml = pytest.importorskip("yaml")
+    settings = Settings()
+    needed = settings.db.connect_timeout_seconds + 20  # then migrations and the workers' start
+    dockerfile = (REPO_ROOT / "Dockerfile").read_text()
+    period = re.search(r"HEALTHCHECK .*--start-period=(\w+)", dockerfile)
+    assert period and seconds_of(period.group(1)) >= needed
+    for name in ("compose.yml", "stack.yml"):
+        app = yaml.safe_load((REPO_ROOT / name).read_text())["services"]["app"]
+        assert seconds_of(app["healthcheck"]["start_period"]) >= needed, name
+        assert seconds_of(app.get("stop_grace_period", "10s")) > settings.shutdown_timeout_seconds, name
