@@ -21,6 +21,8 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     """Migrates (under the lock) and serves with uvicorn until SIGINT/SIGTERM."""
     import uvicorn
 
+    from minitwit.supervisor import DrainingHttpToolsProtocol, StoppingSupervisor
+
     settings.check_can_serve()
     # uvicorn re-raises SIGTERM once it has shut down; turned into SystemExit here, it unwinds
     # through database_url() so that the embedded PostgreSQL stops with the server.
@@ -39,7 +41,7 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
             port=args.port or settings.port,
             workers=args.workers or settings.workers,
             loop="uvloop",
-            http="httptools",
+            http=DrainingHttpToolsProtocol,  # httptools, finishing what was accepted at a SIGTERM
             access_log=False,  # the app writes one access line per request itself
             log_config=None,  # uvicorn's loggers go through loguru (configure_logging)
             server_header=False,
@@ -50,8 +52,6 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
             uvicorn.run(APP, **options)  # type: ignore[arg-type]
         else:
             config = uvicorn.Config(APP, **options)  # type: ignore[arg-type]
-            from minitwit.supervisor import StoppingSupervisor
-
             StoppingSupervisor(config, sockets=[config.bind_socket()]).run()
     return 0
 
