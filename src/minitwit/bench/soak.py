@@ -162,17 +162,21 @@ async def drive(server: BenchServer, admin_url: str, args: argparse.Namespace,
                 request.done.set()
                 slots.release()
 
+        began = last = loop.time()
+
+        async def take_sample() -> None:
+            nonlocal window, last
+            now = loop.time()
+            finished, window = window, Window()
+            item = await asyncio.to_thread(sample, server, admin_url, finished, now - last, (now - began) / 60)
+            last = now
+            samples.append(item)
+            print(format_sample(item), flush=True)
+
         async def report() -> None:
-            nonlocal window
-            began = last = loop.time()
             while True:
                 await asyncio.sleep(args.interval)
-                now = loop.time()
-                finished, window = window, Window()
-                item = await asyncio.to_thread(sample, server, admin_url, finished, now - last, (now - began) / 60)
-                last = now
-                samples.append(item)
-                print(format_sample(item), flush=True)
+                await take_sample()
 
         reporter = asyncio.create_task(report())
         tasks: set[asyncio.Task] = set()
@@ -188,6 +192,8 @@ async def drive(server: BenchServer, admin_url: str, args: argparse.Namespace,
             task.add_done_callback(tasks.discard)
         await asyncio.gather(*tasks)
         reporter.cancel()
+        if window.count:  # the last, shorter interval
+            await take_sample()
     return samples
 
 
