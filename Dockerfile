@@ -83,7 +83,9 @@ USER 10001:10001
 EXPOSE 5000
 
 # slim has no curl: the interpreter itself asks /health (any non-2xx or error exits 1).
-HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
+# The start period covers `serve` waiting for PostgreSQL (DB_CONNECT_TIMEOUT_SECONDS, 60 s by
+# default) plus migrations and the workers' start: a slow database is not an unhealthy app.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=90s --retries=3 \
   CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/health' % os.environ.get('MINITWIT_PORT', '5000'), timeout=4)"]
 
 # Workers come from MINITWIT_WORKERS (default: the CPU count the container sees).

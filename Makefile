@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test drill lint clean bench edge e2e
+.PHONY: install run test drill lint clean bench edge e2e soak
 
 $(STAMP): setup.cfg pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "MiniTwit needs Python 3.11 or newer")'
@@ -50,6 +50,12 @@ bench: $(VENV)/.bench-installed
 # Needs root and Docker (installed from Debian when missing); E2E_KEEP=1 leaves it all running.
 e2e: $(VENV)/.bench-installed
 	bash .ci/e2e.sh
+
+# The scenario on a loop at a steady rate (default 10 minutes, 40 req/s, 2 workers), a line a
+# minute, and a verdict: did RSS and connections stay flat? SOAK_ARGS passes options, e.g.
+# SOAK_ARGS="--duration 7200 --rate 60" for two hours.
+soak: $(VENV)/.bench-installed
+	$(BIN)/minitwit bench soak $(SOAK_ARGS)
 
 lint: install
 	$(BIN)/ruff check src tests sim_tests

@@ -61,13 +61,23 @@ class PostgresCluster:
         self._run("initdb", "-D", str(self.pgdata), "-E", "UTF8", "--no-locale", "-A", "trust", "-U", "postgres")
         return self
 
+    def running(self) -> bool:
+        status = subprocess.run([str(self.bin / "pg_ctl"), "-D", str(self.pgdata), "status"], user=self.user,
+                                capture_output=True, timeout=30, check=False, cwd=self.folder)
+        return status.returncode == 0
+
     def start(self) -> None:
+        """Starts the server (if it is not running) and returns once it accepts connections."""
+        if self.running():
+            return
         options = f"-p {self.port} -h 127.0.0.1 -k {self.folder} -c fsync=off -c max_connections=60"
         self._run("pg_ctl", "-D", str(self.pgdata), "-l", str(self.folder / "server.log"), "-w", "-t", "60",
                   "-o", options, "start", timeout=90)
 
     def stop(self, mode: str = "fast") -> None:
         """``immediate`` is a crash as far as clients see: every connection drops at once."""
+        if not self.running():
+            return
         self._run("pg_ctl", "-D", str(self.pgdata), "-m", mode, "-w", "-t", "60", "stop", timeout=90)
 
     def url(self, database: str = "postgres") -> str:

@@ -82,3 +82,24 @@ def test_forwarded_headers_are_believed_only_from_the_listed_peers() -> None:
     """uvicorn's own default (the machine itself) unless the stack names the edge's network."""
     assert Settings.from_env({}).forwarded_allow_ips == "127.0.0.1,::1"
     assert Settings.from_env({"FORWARDED_ALLOW_IPS": "10.213.0.0/24"}).forwarded_allow_ips == "10.213.0.0/24"
+
+
+def test_database_limits_come_from_the_environment() -> None:
+    settings = Settings.from_env({
+        "DB_CONNECT_TIMEOUT_SECONDS": "120", "DB_ACQUIRE_TIMEOUT_SECONDS": "1.5",
+        "DB_STATEMENT_TIMEOUT_SECONDS": "2", "DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS": "30",
+        "DB_KEEPALIVE_IDLE_SECONDS": "30", "SHUTDOWN_TIMEOUT_SECONDS": "5",
+    })
+    assert settings.db.connect_timeout_seconds == 120 and settings.db.acquire_timeout_seconds == 1.5
+    assert settings.db.statement_timeout_seconds == 2 and settings.db.idle_in_transaction_timeout_seconds == 30
+    assert settings.db.keepalive_idle_seconds == 30 and settings.shutdown_timeout_seconds == 5
+    assert Settings.from_env({}).db.keepalive_idle_seconds < 900  # under Swarm's IPVS idle timeout
+
+
+@pytest.mark.parametrize("variable, value", [
+    ("DB_STATEMENT_TIMEOUT_SECONDS", "soon"), ("DB_ACQUIRE_TIMEOUT_SECONDS", "0"),
+    ("DB_KEEPALIVE_COUNT", "2.5"), ("SHUTDOWN_TIMEOUT_SECONDS", "-1"),
+])
+def test_bad_database_limits_are_refused(variable: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=variable):
+        Settings.from_env({variable: value})

@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from minitwit import api, observability, openapi, operations, startup, web
+from minitwit import api, observability, openapi, operations, web
 from minitwit.api import SimulatorCredential
 from minitwit.db import Database
 from minitwit.errors import DatabaseUnavailable, MiniTwitError
@@ -112,9 +112,7 @@ def create_app(settings: Settings, database_url: str) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        # `serve` waited for PostgreSQL before starting the workers; a worker (re)started while
-        # the database is away waits the same bounded time rather than failing on its first try.
-        await startup.retry_async(database.connect, database_url, settings.db.connect_timeout_seconds)
+        await database.connect()
         # What exists now (modules, routes, templates, the pool) lives as long as the process:
         # keep it out of the garbage collector's full passes, which would walk it every time.
         gc.collect()

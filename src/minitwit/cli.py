@@ -21,6 +21,8 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     """Migrates (under the lock) and serves with uvicorn until SIGINT/SIGTERM."""
     import uvicorn
 
+    from minitwit.supervisor import DrainingHttpToolsProtocol, StoppingSupervisor
+
     settings.check_can_serve()
     # uvicorn re-raises SIGTERM once it has shut down; turned into SystemExit here, it unwinds
     # through database_url() so that the embedded PostgreSQL stops with the server.
@@ -33,23 +35,30 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
         if applied:
             logger.info("applied migrations {}", ", ".join(applied))
         os.environ["DATABASE_URL"] = url  # uvicorn's workers build the app from the environment
-        uvicorn.run(
-            "minitwit.app:app_from_environment",
+        options = dict(
             factory=True,
             host=args.host or settings.host,
             port=args.port or settings.port,
             workers=args.workers or settings.workers,
             loop="uvloop",
-            http="httptools",
+            http=DrainingHttpToolsProtocol,  # httptools, finishing what was accepted at a SIGTERM
             access_log=False,  # the app writes one access line per request itself
             log_config=None,  # uvicorn's loggers go through loguru (configure_logging)
             server_header=False,
             proxy_headers=True,
             forwarded_allow_ips=settings.forwarded_allow_ips,
             # SIGTERM: stop accepting, let in-flight requests finish for this long, close the pool.
-            timeout_graceful_shutdown=settings.shutdown_timeout_seconds,  # type: ignore[arg-type]
+            timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
         )
+        if options["workers"] == 1:
+            uvicorn.run(APP, **options)  # type: ignore[arg-type]
+        else:
+            config = uvicorn.Config(APP, **options)  # type: ignore[arg-type]
+            StoppingSupervisor(config, sockets=[config.bind_socket()]).run()
     return 0
+
+
+APP = "minitwit.app:app_from_environment"
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:

@@ -32,6 +32,7 @@ from typing import Any
 
 import asyncpg
 import databases
+from loguru import logger
 
 from minitwit.errors import DatabaseUnavailable
 from minitwit.paths import SQL_DIR
@@ -161,7 +162,9 @@ class Database:
         self._acquire_timeout = limits.acquire_timeout_seconds if limits else None
         self._database = databases.Database(
             url,
-            min_size=min(2, pool_size),
+            # No floor: asyncpg would keep retrying it (a traceback a second) while PostgreSQL
+            # is away. ``connect`` opens the first connections itself instead.
+            min_size=0,
             max_size=pool_size,
             init=self._prepare_all,
             reset=_keep_session,
@@ -183,7 +186,23 @@ class Database:
                 await connection.prepare(query.positional_sql)
 
     async def connect(self) -> None:
+        """Starts the pool and opens its first connections (prepared, ready for the first
+        requests). A database that is away does not stop a worker from starting: it answers
+        503 until PostgreSQL is back (``serve`` has waited for it before starting workers)."""
         await self._database.connect()
+
+        async def open_one() -> None:
+            async with self.session():
+                pass
+
+        outcomes = await asyncio.gather(*(open_one() for _ in range(min(2, self.pool_size))), return_exceptions=True)
+        failures = [outcome for outcome in outcomes if isinstance(outcome, DatabaseUnavailable)]
+        if failures:
+            logger.warning("the database is not answering yet; requests get 503 until it does: {}",
+                           failures[0].detail or failures[0].reason)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException) and not isinstance(outcome, DatabaseUnavailable):
+                raise outcome
 
     async def disconnect(self) -> None:
         """Closes the pool; connections still busy after a few seconds are cut (shutdown)."""

@@ -10,16 +10,14 @@ database that is merely not there yet.
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import TypeVar
 
 import psycopg
 from loguru import logger
 from psycopg.conninfo import conninfo_to_dict
 
-from minitwit.db import UNAVAILABLE
 from minitwit.migrations import libpq_url
 
 T = TypeVar("T")
@@ -80,17 +78,6 @@ def retry(operation: Callable[[], T], database_url: str, bound: float) -> T:
             return operation()
         except (psycopg.OperationalError, WaitingFor) as error:
             time.sleep(_next_step(attempt, started, bound, where, one_line(error)))
-
-
-async def retry_async(operation: Callable[[], Awaitable[T]], database_url: str, bound: float) -> T:
-    """The same for a coroutine (a worker opening its pool)."""
-    where, started, attempt = target(database_url), time.monotonic(), 0
-    while True:
-        attempt += 1
-        try:
-            return await operation()
-        except UNAVAILABLE as error:
-            await asyncio.sleep(_next_step(attempt, started, bound, where, one_line(error)))
 
 
 def connect(database_url: str) -> psycopg.Connection:
