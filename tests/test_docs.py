@@ -3,7 +3,10 @@ section, and docs/api.md describes exactly the API that /openapi.json describes.
 
 from __future__ import annotations
 
+import configparser
 import re
+import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -143,3 +146,32 @@ def test_api_page_names_every_route_of_the_app() -> None:
     text = (DOCS / "api.md").read_text(encoding="utf-8")
     missing = [route.path for route in routes if not re.search(re.escape(route.path) + r"(?=[`\s]|$)", text)]
     assert missing == []
+
+
+def release_notes(version: str, changelog: Path | None = None) -> subprocess.CompletedProcess:
+    command = [sys.executable, str(REPO_ROOT / ".ci" / "release-notes.py"), version]
+    return subprocess.run(command + ([str(changelog)] if changelog else []), capture_output=True, text=True,
+                          check=False)
+
+
+def test_changelog_keeps_an_unreleased_section_and_one_for_the_current_version() -> None:
+    config = configparser.ConfigParser()
+    config.read(REPO_ROOT / "setup.cfg")
+    major, minor, *_ = config["metadata"]["version"].split(".")
+    headings = re.findall(r"^## \[([^\]]+)\]", (REPO_ROOT / "CHANGELOG.md").read_text(encoding="utf-8"), re.MULTILINE)
+    assert headings[0] == "Unreleased"
+    assert f"{major}.{minor}" in headings
+
+
+def test_release_notes_come_from_the_changelog(tmp_path: Path) -> None:
+    notes = release_notes("1.0.42")
+    assert notes.returncode == 0, notes.stderr
+    assert "## Latest changes" in notes.stdout and "## Version 1.0" in notes.stdout
+    changelog = tmp_path / "CHANGELOG.md"
+    changelog.write_text("# Changelog\n\n## [Unreleased]\n\n## [2.3.4] - 2027-01-01\n### Fixed\n- a bug\n\n"
+                         "## [2.3] - 2026-12-01\n### Added\n- a thing\n", encoding="utf-8")
+    exact = release_notes("2.3.4", changelog)
+    assert exact.returncode == 0 and exact.stdout.strip() == "### Fixed\n- a bug"
+    line = release_notes("2.3.9", changelog)
+    assert line.returncode == 0 and line.stdout.strip() == "## Version 2.3\n\n### Added\n- a thing"
+    assert release_notes("3.0.1", changelog).returncode == 1  # no notes: the release job stops
