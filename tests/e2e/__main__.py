@@ -30,8 +30,8 @@ from engine import E2EError, docker, log, run  # noqa: E402
 from standins import Images  # noqa: E402
 
 from minitwit import __version__  # noqa: E402
-from minitwit.bench.load import DEFAULT_SCENARIO  # noqa: E402
 from minitwit.bench.replay import read_scenario  # noqa: E402
+from minitwit.paths import scenario_path  # noqa: E402
 
 REPO = HERE.parent.parent
 ORDER = [1, 2, 6, 7, 8, 3, 4, 5, 9]  # by value: what must work first; 9 is compose.yml
@@ -143,7 +143,7 @@ def main() -> int:
     chosen = {int(n) for n in os.environ.get("E2E_SCENARIOS", ",".join(map(str, ORDER))).split(",") if n.strip()}
     chosen.add(1)
     source = Path(os.environ.get("E2E_STACK_FILE", REPO / "stack.yml")).resolve()
-    scenario_file = Path(os.environ.get("MINITWIT_SCENARIO", DEFAULT_SCENARIO))
+    scenario_file = scenario_path()  # MINITWIT_SCENARIO, else sim_tests/data/
     workdir = Path(tempfile.mkdtemp(prefix="minitwit-e2e-"))
     results: dict[int, scenarios.Result | str] = {n: "not reached" for n in ORDER}
     for number in ORDER:
