@@ -44,7 +44,7 @@ TITLES = {1: "deploy from nothing", 2: "replay through the edge", 3: "rolling up
 # TLS clients send no SNI for an IP address, so Caddy could not pick the certificate: the edge is
 # asked as localhost (resolved to 127.0.0.1 on this machine), with Caddy's internal CA.
 EDGE = "https://localhost"
-BREAKS = {"rollback-pause": 4, "unnamed-volume": 6, "edge-no-retries": 3}
+BREAKS = {"rollback-pause": 4, "unnamed-volume": 6, "edge-no-retries": 3, "edge-no-retries-stale-dns": 3}
 
 
 def revision() -> str:
@@ -91,10 +91,12 @@ def breaker(mode: str, workdir: Path, source: Path) -> Any:
             spec["services"]["app"]["deploy"]["update_config"]["failure_action"] = "pause"
         elif mode == "unnamed-volume":
             spec["volumes"]["db_data"].pop("name", None)
-        elif mode == "edge-no-retries":
+        elif mode.startswith("edge-no-retries"):
             caddyfile = Path(spec["configs"]["caddyfile"]["file"])
             text = "\n".join(line for line in caddyfile.read_text().splitlines()
                              if not line.strip().startswith(("lb_try_duration", "lb_try_interval")))
+            if mode.endswith("stale-dns"):  # and the replica list refreshed every 60 s, not 1 s
+                text = text.replace("refresh 1s", "refresh 60s")
             copy = workdir / "Caddyfile.no-retries"
             copy.write_text(text + "\n")
             spec["configs"]["caddyfile"]["file"] = str(copy)

@@ -52,7 +52,7 @@ class Compose:
         self.env_file = workdir / "compose.env"
         password = secrets.token_hex(16)
         values = {
-            "DATABASE_URL": f"postgresql://minitwit:{password}@db:5432/minitwit",
+            "DATABASE_URL": stack.database_url(password),
             "POSTGRES_PASSWORD": password, "SECRET_KEY": secrets.token_hex(32),
             "SIMULATOR_PASSWORD": stack.SIMULATOR_PASSWORD, "METRICS_TOKEN": secrets.token_hex(32),
             "GRAFANA_ADMIN_PASSWORD": secrets.token_hex(16), "ALERT_WEBHOOK_URL": "http://127.0.0.1:9/e2e",

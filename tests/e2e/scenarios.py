@@ -242,7 +242,7 @@ def backups(ctx: Context) -> Result:
     result.figures["dump_bytes"] = int(size) if size.isdigit() else size
     stack.psql("DROP DATABASE IF EXISTS e2e_restore", "postgres")
     stack.psql("CREATE DATABASE e2e_restore OWNER minitwit", "postgres")
-    url = ctx.swarm.secrets.values()["database_url"].rsplit("/", 1)[0] + "/e2e_restore"
+    url = stack.database_url(ctx.swarm.secrets.postgres_password, "e2e_restore")
     started = time.monotonic()
     restored = docker("exec", "-e", "DATABASE_URL_FILE=", "-e", f"DATABASE_URL={url}", container,
                       "minitwit", "restore", newest, check=False, timeout=300)

@@ -66,6 +66,12 @@ def generate(source: Path, dest: Path, drop: set[str], mutate: Any = None) -> di
     return spec
 
 
+def database_url(password: str, database: str = "minitwit") -> str:
+    """The app's DATABASE_URL for the stack's PostgreSQL: user minitwit on host db."""
+    credentials = "minitwit:" + password
+    return f"postgresql://{credentials}@db:5432/{database}"
+
+
 @dataclass
 class Secrets:
     """Fresh values for every external secret the stack names."""
@@ -76,7 +82,7 @@ class Secrets:
     def values(self) -> dict[str, str]:
         return {
             "postgres_password": self.postgres_password,
-            "database_url": f"postgresql://minitwit:{self.postgres_password}@db:5432/minitwit",
+            "database_url": database_url(self.postgres_password),
             "secret_key": secrets.token_hex(32),
             "simulator_password": SIMULATOR_PASSWORD,
             "metrics_token": self.metrics_token,
