@@ -294,11 +294,11 @@ def parse_textfile(text: str) -> dict[str, float]:
 
 
 def test_backup_writes_its_freshness_metrics(database_url: str, tmp_path: Path) -> None:
-    """BACKUP_METRICS_FILE gets the finish time and size of the dump, readable by node_exporter."""
+    """BACKUP_METRICS_PATH gets the finish time and size of the dump, readable by node_exporter."""
     metrics = tmp_path / "textfile" / "minitwit_backup.prom"
     started = datetime.now(UTC).timestamp()
     done = minitwit("backup", "--dir", str(tmp_path / "backups"), "--keep", "3", data_dir=tmp_path / "unused",
-                    database_url=database_url, BACKUP_METRICS_FILE=str(metrics))
+                    database_url=database_url, BACKUP_METRICS_PATH=str(metrics))
     assert done.returncode == 0, done.stderr
     dump = Path(done.stdout.strip())
     samples = parse_textfile(metrics.read_text())

@@ -241,7 +241,7 @@ def run_backup(settings: Settings, args: argparse.Namespace) -> int:
         return 1
     for old in prune(directory, keep):
         print(f"minitwit: removed old backup {old}", file=sys.stderr)
-    metrics_file = args.metrics_file or os.environ.get("BACKUP_METRICS_FILE")
+    metrics_file = args.metrics_file or os.environ.get("BACKUP_METRICS_PATH")
     if metrics_file:
         try:
             backup_metrics.write(Path(metrics_file), path, kept=len(dumps_in(directory)))
@@ -285,7 +285,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     backup_parser.add_argument("--dir", help=f"where dumps go (BACKUP_DIR, default ./{DEFAULT_DIR})")
     backup_parser.add_argument("--keep", type=_keep, help=f"dumps to keep (BACKUP_KEEP, default {DEFAULT_KEEP})")
     backup_parser.add_argument("--metrics-file", help="after a successful backup, write its time and size here for "
-                               "node_exporter's textfile collector (BACKUP_METRICS_FILE, default: none)")
+                               "node_exporter's textfile collector (BACKUP_METRICS_PATH, default: none)")
     backup_parser.set_defaults(run=run_backup)
 
     restore_parser = commands.add_parser("restore", help="restore a dump made by `minitwit backup`")
