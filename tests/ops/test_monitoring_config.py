@@ -260,6 +260,37 @@ def test_swarm_discovery_keeps_one_target_per_running_app_task():
     ]
 
 
+@pytest.mark.parametrize("job, service, port", [("node", "minitwit_node-exporter", 9100),
+                                                ("postgres", "minitwit_postgres-exporter", 9187)])
+def test_swarm_discovery_finds_the_exporters(job, service, port):
+    config = load_yaml(PROM_DIR / "prometheus-swarm.yml")
+    scrape = next(j for j in config["scrape_configs"] if j["job_name"] == job)
+    assert scrape["dockerswarm_sd_configs"][0]["role"] == "tasks"
+
+    def task(name, slot, state, network, node):
+        return {"__address__": f"10.0.{slot}.{len(network)}:80", "__meta_dockerswarm_service_name": name,
+                "__meta_dockerswarm_task_slot": str(slot), "__meta_dockerswarm_task_desired_state": state,
+                "__meta_dockerswarm_network_name": network, "__meta_dockerswarm_node_hostname": node}
+
+    discovered = [task(service, 1, "running", "minitwit_internal", "node1"),
+                  task(service, 1, "running", "ingress", "node1"),
+                  task(service, 2, "shutdown", "minitwit_internal", "node2"),
+                  task("minitwit_app", 1, "running", "minitwit_internal", "node1")]
+    kept = [t for t in (_relabel(d, scrape["relabel_configs"]) for d in discovered) if t]
+    assert len(kept) == 1 and kept[0]["__address__"].endswith(f":{port}") and kept[0]["node"] == "node1"
+    # node_exporter's instance is the machine, so that an alert names it.
+    assert kept[0]["instance"] == ("node1" if job == "node" else f"{service}.1")
+
+
+@pytest.mark.parametrize("name", ["compose.yml", "stack.yml"])
+def test_exporters_are_scraped_under_the_names_the_deployment_gives_them(name):
+    services = load_yaml(REPO / name)["services"]
+    assert {"node-exporter", "postgres-exporter", "db-monitoring-role"} <= services.keys()
+    compose = load_yaml(PROM_DIR / "prometheus.yml")
+    targets = {j["job_name"]: j["static_configs"][0]["targets"] for j in compose["scrape_configs"]}
+    assert targets["node"] == ["node-exporter:9100"] and targets["postgres"] == ["postgres-exporter:9187"]
+
+
 # ----------------------------------------------------------------------------- rules
 
 def test_promtool_check_rules(promtool):
@@ -369,6 +400,19 @@ def test_dashboards_are_well_formed():
                 ds = target.get("datasource") or panel["datasource"]
                 assert ds["uid"] in uids, f"{path.name}: {panel['title']}: unknown datasource"
                 assert target["expr"].strip() and target["refId"]
+
+
+def test_node_and_postgres_dashboards_are_linked_from_the_others():
+    dashboards = {path.stem: json.loads(path.read_text()) for path in DASHBOARDS}
+    assert {"minitwit-nodes", "minitwit-postgres"} <= dashboards.keys()
+    for name, dash in dashboards.items():  # the dropdown of every dashboard lists all tagged ones
+        assert "minitwit" in dash["tags"], name
+        assert any(link["type"] == "dashboards" and link["tags"] == ["minitwit"] for link in dash["links"]), name
+    direct = {name: {link.get("url") for link in dash["links"]} for name, dash in dashboards.items()}
+    assert {"/d/minitwit-postgres", "/d/minitwit-nodes"} <= direct["minitwit-database"]
+    assert {"/d/minitwit-postgres", "/d/minitwit-nodes"} <= direct["minitwit-http"]
+    assert all(url.removeprefix("/d/") in {d["uid"] for d in dashboards.values()}
+               for urls in direct.values() for url in urls if url)
 
 
 def test_every_prometheus_panel_query_parses_with_promtool(promtool, tmp_path):
