@@ -25,10 +25,12 @@ from minitwit.runtime import database_url
 from minitwit.settings import ConfigError, Settings, read_variable
 
 DEFAULT_ROLE = "minitwit_monitor"
+# Templates for the operator's commands, not queries: the app prepares everything in sql/*.sql.
+ADMIN_SQL_DIR = SQL_DIR / "admin"
 
 
 def _statement(name: str, **values: sql.Composable) -> sql.Composed:
-    return sql.SQL(load_queries(SQL_DIR)[name].sql).format(**values)  # type: ignore[arg-type]
+    return sql.SQL(load_queries(ADMIN_SQL_DIR)[name].sql).format(**values)
 
 
 def ensure_role(url: str, role: str, password: str) -> list[str]:

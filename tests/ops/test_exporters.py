@@ -34,8 +34,8 @@ from test_monitoring_config import (
     EXPORTER_PREFIXES,
     OPS,
     REPO,
-    all_prometheus_expressions,
     alert_rules,
+    all_prometheus_expressions,
     label_uses,
     metric_names,
 )
@@ -63,7 +63,7 @@ def free_port() -> int:
 
 
 def http_get(url: str, timeout: float = 10) -> str:
-    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - 127.0.0.1 only
+    with urllib.request.urlopen(url, timeout=timeout) as response:
         return response.read().decode()
 
 
@@ -73,7 +73,7 @@ def serving(command: list[str], port: int, log: Path, env: dict[str, str] | None
     """Runs ``command`` (which listens on 127.0.0.1:port) until the block ends; yields its URL."""
     base = f"http://127.0.0.1:{port}"
     with open(log, "w") as output:
-        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT,  # noqa: S603
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT,
                                    env={**os.environ, **(env or {})})
     try:
         deadline = time.monotonic() + 30
@@ -188,7 +188,7 @@ def statistics_database(tmp_path_factory) -> Iterator[tuple[str, Path]]:
 def monitoring_role_command(url: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_URL", "MONITORING_DB_"))}
     env |= {"DATABASE_URL": url, "MONITORING_DB_PASSWORD": MONITOR_PASSWORD, "MINITWIT_ENV": "test"}
-    return subprocess.run([sys.executable, "-m", "minitwit", "monitoring-role"], env=env,  # noqa: S603
+    return subprocess.run([sys.executable, "-m", "minitwit", "monitoring-role"], env=env,
                           capture_output=True, text=True, timeout=120, check=False)
 
 
@@ -228,9 +228,9 @@ def test_monitoring_role_is_read_only_and_repeatable(statistics_database, postgr
             "pg_has_role(oid, 'pg_monitor', 'MEMBER') FROM pg_roles WHERE rolname = %s", (MONITOR_ROLE,)).fetchone()
     assert attributes == (False, False, False, 3, True)
     monitor = psycopg.conninfo.make_conninfo(url, user=MONITOR_ROLE)
-    with psycopg.connect(monitor, autocommit=True) as connection:
-        with pytest.raises(psycopg.errors.InsufficientPrivilege):
-            connection.execute("SELECT * FROM users")
+    with psycopg.connect(monitor, autocommit=True) as connection, \
+            pytest.raises(psycopg.errors.InsufficientPrivilege):
+        connection.execute("SELECT * FROM users")
 
 
 def test_postgres_metrics_used_by_rules_and_dashboards_exist(postgres_scrape):
@@ -259,7 +259,7 @@ def test_labels_used_on_exporter_metrics_exist(node_scrape, postgres_scrape):
     for _, expr in all_prometheus_expressions():
         if any(n.startswith(EXPORTER_PREFIXES) for n in metric_names(expr)):
             used |= label_uses(expr)[0]
-    assert EXPORTER_LABELS <= seen, f"EXPORTER_LABELS not in any scrape: {EXPORTER_LABELS - seen}"
+    assert seen >= EXPORTER_LABELS, f"EXPORTER_LABELS not in any scrape: {EXPORTER_LABELS - seen}"
     assert used - {"job", "instance", "node"} <= seen, used - seen
 
 
@@ -269,14 +269,14 @@ def test_labels_used_on_exporter_metrics_exist(node_scrape, postgres_scrape):
 def small_tmpfs(where: Path, size_mb: int) -> Iterator[Path]:
     """A tmpfs of a few MB (RAM, never the machine's disk); skips where mounting is not allowed."""
     where.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m,mode=0755", "tmpfs", str(where)],  # noqa: S607
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m,mode=0755", "tmpfs", str(where)],
                              capture_output=True, text=True, check=False)
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.strip() or 'not root'})")
     try:
         yield where
     finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)  # noqa: S607
+        subprocess.run(["umount", "-l", str(where)], check=False)
 
 
 def query(base: str, expr: str, at: float) -> list[dict]:

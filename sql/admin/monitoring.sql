@@ -1,6 +1,7 @@
 -- The read-only role postgres_exporter logs in with, set up by `minitwit monitoring-role`.
 -- Role names and passwords cannot be bound parameters in DDL: {role} and {password} are filled
--- in by psycopg's sql.Identifier and sql.Literal, which quote them safely.
+-- in by psycopg's sql.Identifier and sql.Literal, which quote them safely. Kept out of sql/
+-- itself, whose queries the app prepares on every connection.
 
 -- name: monitoring_role_exists
 -- Whether the monitoring role is there already (then only its password and rights are reset).
