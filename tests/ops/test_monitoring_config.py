@@ -548,3 +548,13 @@ def test_install_script_is_idempotent(promtool):
     result = run("bash", REPO / ".ci" / "install-promtool.sh")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "already in" in result.stdout
+
+
+def test_infrastructure_alerts_link_their_runbook_sections():
+    """Each alert's runbook_url is docs/operating.md#<alertname in lower case>, a section that exists."""
+    runbook = (REPO / "docs" / "operating.md").read_text()
+    rules = load_yaml(PROM_DIR / "rules" / "infrastructure-alerts.yml")["groups"][0]["rules"]
+    for rule in rules:
+        name = rule["alert"]
+        assert rule["annotations"]["runbook_url"] == f"docs/operating.md#{name.lower()}", name
+        assert re.search(rf"^### {name}$", runbook, re.MULTILINE), f"docs/operating.md: no section {name}"
