@@ -20,6 +20,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -97,6 +98,7 @@ def stack(postgres_admin_url: str, template_database: str) -> Iterator[EdgeStack
             for replica in replicas:
                 replica.kill()
             dns.close()
+            shutil.rmtree(folder, ignore_errors=True)  # failures above carry the logs' last lines
 
 
 # --- zero failed requests while each replica is replaced ----------------------------------------
