@@ -56,6 +56,7 @@ class Compose:
             "POSTGRES_PASSWORD": password, "SECRET_KEY": secrets.token_hex(32),
             "SIMULATOR_PASSWORD": stack.SIMULATOR_PASSWORD, "METRICS_TOKEN": secrets.token_hex(32),
             "GRAFANA_ADMIN_PASSWORD": secrets.token_hex(16), "ALERT_WEBHOOK_URL": "http://127.0.0.1:9/e2e",
+            "MONITORING_DB_PASSWORD": secrets.token_hex(16),
             "MINITWIT_IMAGE": app_image, "MINITWIT_VERSION": version,
         }
         self.env_file.touch(mode=0o600)
@@ -77,6 +78,8 @@ class Compose:
 
         def healthy() -> bool:
             for service in services:
+                if self.spec["services"][service].get("restart") == "on-failure":
+                    continue  # a one-shot (db-monitoring-role): `up` waited for it, postgres-exporter depends on it
                 container = self.container(service)
                 if container is None:
                     return False

@@ -6,13 +6,14 @@ import re
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import requests
 import stack
-from engine import E2EError, docker, log, wait_for
+from engine import E2EError, docker, log, run, wait_for
 from traffic import CONCURRENCY, SIMULATOR_TIMEOUT, ActionPool, Answer, Background, call, replay_actions
 from traffic import trust_edge_ca as trust_edge_ca_file
 
@@ -145,6 +146,14 @@ def deploy_from_nothing(ctx: Context) -> Result:
         stack.wait_converged(ctx.services, timeout=420)
     except E2EError as error:
         result.check(False, str(error))
+    for name, spec in stack.load(ctx.stack_file)["services"].items():
+        if stack.is_one_shot(spec):  # db-monitoring-role: runs once the database answers
+            try:
+                wait_for(f"one-shot {name} to complete", lambda n=name: stack.completed(stack.service(n)), 240)
+                result.figures[f"{name}"] = "complete"
+            except E2EError as error:
+                result.figures[f"{name}"] = "not complete"
+                result.check(False, str(error))
     trust_edge_ca(ctx.workdir)
     wait_for("/ready 200 through the edge", lambda: ready_through_edge(ctx.edge) == 200, 120)
     result.figures["converged_s"] = round(time.monotonic() - started, 1)
@@ -258,7 +267,7 @@ def backups(ctx: Context) -> Result:
 
 
 def monitoring(ctx: Context) -> Result:
-    result = Result(8, "Prometheus discovers and scrapes the 3 app tasks", True)
+    result = Result(8, "Prometheus: the 3 app tasks, exporters, backups", True)
     if "prometheus" not in ctx.services:
         result.check(False, "no Prometheus in the deployed stack")
         return result
@@ -286,7 +295,49 @@ def monitoring(ctx: Context) -> Result:
     result.figures["build_info_versions"] = ",".join(versions)
     result.check(versions == [ctx.version] and len(builds) == ctx.services["app"],
                  f"minitwit_build_info: {builds}")
+    watch_machines(ctx, result, query)
     return result
+
+
+def db_volume_mountpoint() -> str:
+    """The host mount point of the filesystem that holds the database volume (as node_exporter names it)."""
+    volume = docker("volume", "inspect", "-f", "{{.Mountpoint}}", stack.DB_VOLUME)
+    return run(["df", "--output=target", volume], timeout=30).stdout.splitlines()[-1].strip()
+
+
+def watch_machines(ctx: Context, result: Result, query: Callable[[str], list[dict]]) -> None:
+    """Issue 15: the exporters are scraped, the database volume's disk is seen, backups are fresh."""
+    for job in ("node", "postgres"):
+        if not ctx.services.get({"node": "node-exporter", "postgres": "postgres-exporter"}[job]):
+            result.check(False, f"no {job} exporter in the deployed stack")
+            continue
+        try:
+            wait_for(f"job {job} with up == 1", lambda j=job: [r for r in query(f'up{{job="{j}"}}')
+                                                              if r["value"][1] == "1"], timeout=120, interval=5)
+            result.figures[f"{job}_up"] = 1
+        except E2EError as error:
+            result.figures[f"{job}_up"] = 0
+            result.check(False, f"{error}; targets now: {query('up')}")
+    mountpoint = db_volume_mountpoint()
+    avail = query(f'node_filesystem_avail_bytes{{job="node",mountpoint="{mountpoint}"}}')
+    result.figures["db_volume_fs_avail"] = (f"{int(float(avail[0]['value'][1])) >> 30} GiB on {mountpoint}" if avail
+                                            else f"missing for {mountpoint}")
+    result.check(bool(avail), f"no node_filesystem_avail_bytes for {mountpoint}, the db volume's filesystem")
+    # A backup on demand, then its freshness metric (node_exporter's textfile) must move past it.
+    container = wait_for("the backup container", lambda: (stack.containers(stack.service("backup")) or [None])[0], 60)
+    before = time.time() - 2
+    docker("exec", container, "minitwit", "backup", "--dir", "/backups", "--keep", "14", timeout=300)
+
+    def fresh() -> list[dict]:
+        return [r for r in query("minitwit_backup_last_success_timestamp_seconds")
+                if float(r["value"][1]) >= before]
+
+    try:
+        found = wait_for("a fresh minitwit_backup_last_success_timestamp_seconds", fresh, timeout=90, interval=5)
+        result.figures["backup_metric_age_s"] = round(time.time() - float(found[0]["value"][1]), 1)
+    except E2EError as error:
+        result.figures["backup_metric_age_s"] = "stale"
+        result.check(False, f"{error}; now: {query('minitwit_backup_last_success_timestamp_seconds')}")
 
 
 # --- 3. rolling update under load ----------------------------------------------------------------

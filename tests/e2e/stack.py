@@ -23,6 +23,7 @@ from engine import E2EError, docker, docker_json, lines, run, wait_for
 STACK = "minitwit"
 SIMULATOR_PASSWORD = "super_safe!"  # the course's simulator credential, which the replay sends
 OPS_ROOT = Path("/opt/minitwit/ops")
+DB_VOLUME = "minitwit_db_data"  # stack.yml names it, whatever the stack is called
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -212,6 +213,17 @@ def wait_converged(services: dict[str, int], timeout: float) -> float:
              lambda: all(converged_service(name, wanted) for name, wanted in services.items()),
              timeout, interval=3)
     return time.monotonic() - started
+
+
+def is_one_shot(service: dict[str, Any]) -> bool:
+    """A job that runs to completion once: Swarm restarts it only on failure."""
+    policy = (service.get("deploy") or {}).get("restart_policy") or {}
+    return policy.get("condition") in ("on-failure", "none")
+
+
+def completed(full_name: str) -> bool:
+    tasks = lines("service", "ps", full_name, "--format", "{{.CurrentState}}")
+    return any(task.startswith("Complete") for task in tasks)
 
 
 def task_restarts(full_name: str) -> int:

