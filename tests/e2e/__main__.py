@@ -187,7 +187,16 @@ def main() -> int:
         if mode:
             notes.append(f"E2E_BREAK={mode}: the stack copy is broken on purpose; scenario {BREAKS[mode]} should FAIL")
         stack_file = workdir / "stack.yml"
-        generated = stack.generate(source, stack_file, drop, breaker(mode, workdir, source))
+        breaking = breaker(mode, workdir, source)
+        adapted: list[str] = []
+
+        def mutate(copy: dict) -> None:
+            adapted.extend(stack.adapt_to_host(copy))
+            if breaking is not None:
+                breaking(copy)
+
+        generated = stack.generate(source, stack_file, drop, mutate)
+        notes.extend(f"ADAPTED to this machine: {change}" for change in adapted)
         swarm.init()
         swarm.install_ops()
         swarm.create_secrets(generated)

@@ -63,6 +63,17 @@ class Compose:
         self.env_file.write_text("".join(f"{key}={value}\n" for key, value in values.items()))
         self.base = ["compose", "-p", PROJECT, "-f", str(repo / "compose.yml"), "--env-file", str(self.env_file)]
         self.spec = yaml.safe_load((repo / "compose.yml").read_text())
+        self.adapted = self.adapt_to_host(workdir)
+
+    def adapt_to_host(self, workdir: Path) -> list[str]:
+        """As for the stack (stack.adapt_to_host): where / is a private mount, an override binds
+        node-exporter's view of it without `rslave` (compose merges volumes by their target)."""
+        if stack.root_propagation() not in ("private", "unknown") or "node-exporter" not in self.spec["services"]:
+            return []
+        override = workdir / "compose.host-override.yml"
+        override.write_text(yaml.safe_dump({"services": {"node-exporter": {"volumes": ["/:/host:ro"]}}}))
+        self.base += ["-f", str(override)]
+        return ["node-exporter (compose): / bound without rslave (this machine's / is a private mount)"]
 
     def __call__(self, *args: str, timeout: float = 600) -> str:
         return docker(*self.base, *args, timeout=timeout)
@@ -125,6 +136,7 @@ def compose_suite(repo: Path, workdir: Path, app_image: str, version: str, avail
     result = Result(9, "compose: up, replay, down/up keeps data", True)
     ensure_plugin()
     compose = Compose(repo, workdir, app_image, version)
+    notes.extend(f"ADAPTED to this machine: {change}" for change in compose.adapted)
     services = []
     for name, service in compose.spec["services"].items():
         image = str(service.get("image", ""))

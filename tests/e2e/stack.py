@@ -67,6 +67,28 @@ def generate(source: Path, dest: Path, drop: set[str], mutate: Any = None) -> di
     return spec
 
 
+def root_propagation() -> str:
+    """`shared`, `private`, ... of this machine's / (systemd makes it shared; some VMs do not)."""
+    result = run(["findmnt", "-n", "-o", "PROPAGATION", "/"], check=False, timeout=30)
+    return result.stdout.strip() or "unknown"
+
+
+def adapt_to_host(spec: dict[str, Any]) -> list[str]:
+    """The one change this machine forces: a bind mount with `propagation: rslave` (node-exporter's
+    view of the host's /) cannot start where / is a private mount; the copy binds it rprivate
+    instead (the exporter then misses mounts made after it started). Returns what was changed."""
+    if root_propagation() not in ("private", "unknown"):
+        return []
+    changed = []
+    for name, service in spec["services"].items():
+        for volume in service.get("volumes") or []:
+            bind = volume.get("bind") if isinstance(volume, dict) else None
+            if bind and bind.get("propagation") in ("rslave", "slave", "rshared", "shared"):
+                bind["propagation"] = "rprivate"
+                changed.append(f"{name}: {volume.get('source')} bound rprivate (this machine's / is a private mount)")
+    return changed
+
+
 def database_url(password: str, database: str = "minitwit") -> str:
     """The app's DATABASE_URL for the stack's PostgreSQL: user minitwit on host db."""
     credentials = "minitwit:" + password
