@@ -74,9 +74,11 @@ def root_propagation() -> str:
 
 
 def adapt_to_host(spec: dict[str, Any]) -> list[str]:
-    """The one change this machine forces: a bind mount with `propagation: rslave` (node-exporter's
-    view of the host's /) cannot start where / is a private mount; the copy binds it rprivate
-    instead (the exporter then misses mounts made after it started). Returns what was changed."""
+    """The one change this machine forces: node-exporter's bind of the host's / asks for
+    `propagation: rslave`, which the kernel refuses where / is a private mount ("not a shared or
+    slave mount"); and Docker refuses `rprivate` for a source holding its data root. Without an
+    explicit propagation Docker chooses itself and the bind starts (the exporter then may miss
+    mounts made after it started). Returns what was changed."""
     if root_propagation() not in ("private", "unknown"):
         return []
     changed = []
@@ -84,8 +86,11 @@ def adapt_to_host(spec: dict[str, Any]) -> list[str]:
         for volume in service.get("volumes") or []:
             bind = volume.get("bind") if isinstance(volume, dict) else None
             if bind and bind.get("propagation") in ("rslave", "slave", "rshared", "shared"):
-                bind["propagation"] = "rprivate"
-                changed.append(f"{name}: {volume.get('source')} bound rprivate (this machine's / is a private mount)")
+                del bind["propagation"]
+                if not bind:
+                    del volume["bind"]
+                changed.append(f"{name}: {volume.get('source')} bound without `propagation` "
+                               "(this machine's / is a private mount)")
     return changed
 
 
