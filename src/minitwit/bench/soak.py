@@ -27,18 +27,19 @@ import psutil
 import psycopg
 
 from minitwit.bench import replay
-from minitwit.bench.load import DEFAULT_SCENARIO
 from minitwit.bench.server import BenchServer
 from minitwit.bench.stats import percentile
 from minitwit.embedded import EmbeddedPostgres
 from minitwit.migrations import libpq_url
+from minitwit.paths import scenario_path
 
 MAX_RSS_GROWTH = 0.10  # the issue: RSS after warm-up grows at most 10 %
 POOL_SIZE = 10  # DB_POOL_SIZE's default: the most connections a worker may hold
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--csv", type=Path, default=DEFAULT_SCENARIO, help="scenario file (default: %(default)s)")
+    parser.add_argument("--csv", type=Path, default=scenario_path(),
+                        help="scenario file, plain or .gz (default: %(default)s)")
     parser.add_argument("--duration", type=float, default=600, help="seconds of load (default 600)")
     parser.add_argument("--rate", type=float, default=40, help="requests per second (default 40)")
     parser.add_argument("--interval", type=float, default=60, help="seconds between report lines (default 60)")
