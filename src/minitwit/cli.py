@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from loguru import logger
 
-from minitwit import backup, bench, legacy, migrations, moderation, startup
+from minitwit import backup, bench, legacy, migrations, moderation, monitoring_role, startup
 from minitwit.observability import configure_process
 from minitwit.runtime import database_url
 from minitwit.settings import ConfigError, Settings
@@ -102,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     backup.add_commands(commands)
     legacy.add_commands(commands)
     moderation.add_commands(commands)
+    monitoring_role.add_commands(commands)
     bench.add_commands(commands)
     return parser
 
