@@ -45,6 +45,8 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
             access_log=False,  # the app writes one access line per request itself
             log_config=None,  # uvicorn's loggers go through loguru (configure_logging)
             server_header=False,
+            proxy_headers=True,
+            forwarded_allow_ips=settings.forwarded_allow_ips,
             # SIGTERM: stop accepting, let in-flight requests finish for this long, close the pool.
             timeout_graceful_shutdown=settings.shutdown_timeout_seconds,
         )
