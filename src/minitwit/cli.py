@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from loguru import logger
 
-from minitwit import backup, bench, legacy, migrations, moderation
+from minitwit import backup, bench, legacy, migrations, moderation, usernames
 from minitwit.observability import configure_process
 from minitwit.runtime import database_url
 from minitwit.settings import ConfigError, Settings
@@ -29,6 +29,7 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
         applied = migrations.apply(url)
         if applied:
             logger.info("applied migrations {}", ", ".join(applied))
+        report_kept_names(usernames.fill_missing_keys_at(url))
         os.environ["DATABASE_URL"] = url  # uvicorn's workers build the app from the environment
         uvicorn.run(
             "minitwit.app:app_from_environment",
@@ -37,13 +38,24 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
             port=args.port or settings.port,
             workers=args.workers or settings.workers,
             loop="uvloop",
-            http="httptools",
+            # httptools with a header size and time limit (http_protocol.py); the body's time
+            # limit is the app's (requests_util.read_body). docs/security.md: which layer stops what.
+            http="minitwit.http_protocol:BoundedHttpToolsProtocol",
+            timeout_keep_alive=settings.keep_alive_seconds,
+            limit_concurrency=settings.limit_concurrency or None,  # per worker; then 503
             access_log=False,  # the app writes one access line per request itself
             log_config=None,  # uvicorn's loggers go through loguru (configure_logging)
             server_header=False,
             timeout_graceful_shutdown=10,
         )
     return 0
+
+
+def report_kept_names(kept: list[str]) -> None:
+    """Says which existing usernames were kept although they read like another account's."""
+    if kept:
+        logger.warning("kept {} existing usernames that read like another account's: {}",
+                       len(kept), ", ".join(map(repr, kept)))
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
@@ -65,6 +77,8 @@ def migrate(settings: Settings, args: argparse.Namespace) -> int:
             return 0
         applied = migrations.apply(url)
         print(f"applied: {', '.join(applied)}" if applied else "migrations: up to date")
+        for name in usernames.fill_missing_keys_at(url):
+            print(f"kept username {name!r}: it reads like another account's (usernames.py)")
     return 0
 
 
