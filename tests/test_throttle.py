@@ -61,7 +61,7 @@ def test_failures_for_a_user_slow_down_that_address_with_growing_waits(throttled
         assert "Invalid" in sign_in(throttled, name, "wrong")[0].text
     assert waits[0] == 1 and waits[1] > waits[0] and waits[2] > waits[1], waits  # 1 s, then doubling
     pass_the_wait(throttled)
-    right_password, session = sign_in(throttled, "alice")
+    right_password, _ = sign_in(throttled, "alice")
     assert "You were logged in" in right_password.text
     assert sql(throttled.database_url, "SELECT count(*) FROM login_throttle WHERE scope = 'login-user'") == [(0,)]
 

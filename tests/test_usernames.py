@@ -17,6 +17,7 @@ from minitwit.db import Database
 from minitwit.security import routing_path
 
 TAKEN = "The username is already taken"
+FULL_WIDTH = "\uff56\uff49\uff43\uff54\uff49\uff4d"  # "victim" in full-width letters
 
 # Names that break a link unless each is encoded as one path segment.
 LINK_BREAKERS = ["x%2Ffollow", "y/follow", "what?follow", "hash#follow", "two words", "plus+sign", "100%", "%25"]
@@ -24,7 +25,7 @@ LINK_BREAKERS = ["x%2Ffollow", "y/follow", "what?follow", "hash#follow", "two wo
 
 @pytest.mark.parametrize(
     "name, same_as",
-    [("Victim", "victim"), ("ｖｉｃｔｉｍ", "victim"), ("v\u0456ctim", "victim"), ("VICTIM", "victim"),
+    [("Victim", "victim"), (FULL_WIDTH, "victim"), ("v\u0456ctim", "victim"), ("VICTIM", "victim"),
      ("paypa1", "paypal"), ("rn", "m")],
 )
 def test_look_alikes_share_a_key(name: str, same_as: str) -> None:
@@ -43,7 +44,7 @@ def test_invisible_characters_are_found(char: str) -> None:
     assert usernames.invisible_problem("Jane Doe") is None  # a plain space is fine (the simulator's names)
 
 
-@pytest.mark.parametrize("look_alike", ["Victim", "ｖｉｃｔｉｍ", "v\u0456ctim", "VICTIM"])
+@pytest.mark.parametrize("look_alike", ["Victim", FULL_WIDTH, "v\u0456ctim", "VICTIM"])
 def test_look_alikes_of_an_existing_name_are_taken(server: LiveServer, look_alike: str) -> None:
     """Acceptance: once `victim` exists, its look-alikes are refused, in the form and the API."""
     assert "You were successfully registered" in sign_up(server, "victim").text
@@ -74,7 +75,7 @@ def test_the_simulator_keeps_its_contract(server: LiveServer) -> None:
 def test_keys_of_old_names_are_filled_and_collisions_reported(database_url: str) -> None:
     """Names made before the keys (or by a legacy import) keep their names; the ones that read
     like an earlier account's are reported."""
-    for name in ("Alice", "alice", "bob", "b\u043eb"):  # the last with a Cyrillic о
+    for name in ("Alice", "alice", "bob", "b\u043eb"):  # the last with a Cyrillic o (U+043E)
         sql(database_url, "INSERT INTO users (username, email, pw_hash) VALUES (%s, 'a@b.c', 'x')", name)
 
     async def fill() -> list[str]:

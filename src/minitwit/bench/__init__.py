@@ -1,5 +1,6 @@
 """Benchmarks anyone can rerun: ``minitwit bench load`` (the scenario replay against a fresh
-server) and ``minitwit bench scale`` (read latency at 10,000 and at 1,000,000 messages).
+server), ``minitwit bench scale`` (read latency at 10,000 and at 1,000,000 messages) and
+``minitwit bench sessions`` (what the server-side session lookup costs a web page).
 They need the optional ``bench`` extra (aiohttp): ``pip install -e '.[bench]'`` or ``make bench``.
 """
 
@@ -23,9 +24,15 @@ def _scale(settings: Settings, args: argparse.Namespace) -> int:
     return scale.main(args)
 
 
+def _sessions(settings: Settings, args: argparse.Namespace) -> int:
+    from minitwit.bench import sessions
+
+    return sessions.main(args)
+
+
 def add_commands(commands: Any) -> None:
-    """Adds ``bench load`` and ``bench scale`` to the ``minitwit`` command."""
-    from minitwit.bench import load, scale
+    """Adds ``bench load``, ``bench scale`` and ``bench sessions`` to the ``minitwit`` command."""
+    from minitwit.bench import load, scale, sessions
 
     bench = commands.add_parser("bench", help="benchmarks: scenario load replay, read cost at scale")
     kinds = bench.add_subparsers(dest="bench", required=True)
@@ -35,3 +42,6 @@ def add_commands(commands: Any) -> None:
     scale_parser = kinds.add_parser("scale", help="read latency at 10,000 vs 1,000,000 messages")
     scale.add_arguments(scale_parser)
     scale_parser.set_defaults(run=_scale)
+    sessions_parser = kinds.add_parser("sessions", help="cost of the server-side session lookup per web page")
+    sessions.add_arguments(sessions_parser)
+    sessions_parser.set_defaults(run=_sessions)
