@@ -19,14 +19,15 @@ import os
 import time
 from collections import Counter
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 import requests
-from fixtures import REPO_ROOT, SIMULATOR_AUTH, sql
+from fixtures import SIMULATOR_AUTH, sql
 
-SCENARIO = Path(os.environ.get("MINITWIT_SCENARIO", REPO_ROOT.parent / "shared/data/minitwit_scenario.csv"))
+from minitwit.paths import open_scenario, scenario_path
+
+SCENARIO = scenario_path()
 FULL = os.environ.get("MINITWIT_FULL_REPLAY") == "1"
 REPLAY_PREFIX = 2500
 SIMULATOR_TIMEOUT = 0.3  # the simulator's client timeout, per request
@@ -43,7 +44,7 @@ class Action:
 
 
 def read_scenario(limit: int | None) -> list[Action]:
-    with SCENARIO.open(newline="", encoding="utf-8") as handle:
+    with open_scenario(SCENARIO) as handle:
         rows = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
         actions = [Action(int(row[0]), row[3], row[4], tuple(row[5:])) for row in rows]
     return actions[:limit] if limit else actions
@@ -63,7 +64,7 @@ def request_for(action: Action) -> tuple[str, dict]:
 
 
 def succeeded(action: Action, status: int) -> bool:
-    """CONTRACT: 204 everywhere, and 400 (already exists) also for a register."""
+    """The contract (docs/api.md): 204 everywhere, and 400 (already exists) also for a register."""
     return status == 204 or (action.command == "register" and status == 400)
 
 
@@ -79,7 +80,6 @@ def expected_state(actions: list[Action]) -> dict[str, int]:
             "latest": actions[-1].action_id}
 
 
-@pytest.mark.skipif(not SCENARIO.exists(), reason=f"scenario file not found at {SCENARIO}")
 def test_replay_scenario(database_url: str, server_process_factory, capsys: pytest.CaptureFixture) -> None:
     actions = read_scenario(None if FULL else REPLAY_PREFIX)
     _, base = server_process_factory(database_url, workers=2)

@@ -1,4 +1,4 @@
-"""The simulator API over real HTTP (CONTRACT section 1), every endpoint and error case."""
+"""The simulator API over real HTTP (docs/api.md, "Simulator API"), every endpoint and error case."""
 
 from __future__ import annotations
 

@@ -6,24 +6,22 @@ from __future__ import annotations
 import base64
 import csv
 import json
-import os
 import re
-from pathlib import Path
 from urllib.parse import quote
 
-import pytest
 import requests
-from fixtures import REPO_ROOT, SIMULATOR_AUTH, LiveServer, sql
+from fixtures import SIMULATOR_AUTH, LiveServer, sql
 
 from minitwit.app import routes
 from minitwit.observability.metrics import HTTP_BUCKETS, UNMATCHED
+from minitwit.paths import open_scenario, scenario_path
 
 HEADERS = {"Authorization": SIMULATOR_AUTH, "Content-Type": "application/json"}
 WRONG_CREDENTIAL = {"Authorization": "Basic " + base64.b64encode(b"nobody:wrong").decode()}
 SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(?P<labels>.*)\})? (?P<value>\S+)$")
 LABEL = re.compile(r'(\w+)="([^"]*)"')
 TEMPLATES = {route.path_format for route in routes} | {UNMATCHED}  # type: ignore[attr-defined]
-SCENARIO = Path(os.environ.get("MINITWIT_SCENARIO", REPO_ROOT.parent / "shared/data/minitwit_scenario.csv"))
+SCENARIO = scenario_path()
 
 Samples = list[tuple[str, dict[str, str], float]]
 
@@ -178,12 +176,11 @@ def test_metrics_are_open_without_a_token_outside_production(server: LiveServer)
 
 
 def read_scenario(limit: int) -> list[list[str]]:
-    with SCENARIO.open(newline="", encoding="utf-8") as handle:
+    with open_scenario(SCENARIO) as handle:
         rows = csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
         return [row for _, row in zip(range(limit), rows, strict=False)]
 
 
-@pytest.mark.skipif(not SCENARIO.exists(), reason=f"scenario file not found at {SCENARIO}")
 def test_after_a_simulator_replay_metrics_match_the_database(server: LiveServer) -> None:
     """The acceptance check on a prefix of the recorded scenario, sent as the simulator sends it."""
     actions = read_scenario(300)

@@ -1,4 +1,4 @@
-"""The web UI over real HTTP (CONTRACT section 2), driven the way the course's UI tests drive it."""
+"""The web UI over real HTTP (docs/api.md, "Web routes"), driven the way the course's UI tests drive it."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The simulator API (CONTRACT section 1): JSON renderings of the same handlers the web uses."""
+"""The simulator API (docs/api.md, "Simulator API"): JSON renderings of the same handlers the web uses."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ named queries on it. They run as asyncpg prepared statements on that connection 
 them per connection), which is the cheap way through the ``databases`` library: its own
 ``fetch_all(text, values)`` recompiles the SQL through SQLAlchemy on every call.
 
-Pool settings (measured, see src/minitwit/bench/README.md): every connection prepares all
+Pool settings (measured, see docs/performance.md): every connection prepares all
 named queries when it opens, so no request pays for parsing or planning; and a connection goes
 back to the pool without asyncpg's default reset (``SELECT pg_advisory_unlock_all(); CLOSE ALL;
 UNLISTEN *; RESET ALL``, one extra round trip per request), because MiniTwit never changes

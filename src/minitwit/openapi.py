@@ -1,4 +1,4 @@
-"""The OpenAPI 3.0 description of the simulator API (CONTRACT section 1), served at /openapi.json.
+"""The OpenAPI 3.0 description of the simulator API (docs/api.md, "Simulator API"), served at /openapi.json.
 
 Written by hand rather than generated from docstrings: it is a contract, and the schemathesis
 test (tests/test_openapi.py) checks every answer of the app against it.

@@ -1,9 +1,11 @@
-"""Where the project's non-Python files live (sql/, migrations/, templates/, static/)."""
+"""Where the project's non-Python files live (sql/, migrations/, templates/, static/, the scenario)."""
 
 from __future__ import annotations
 
+import gzip
 import os
 from pathlib import Path
+from typing import TextIO
 
 
 def project_root() -> Path:
@@ -20,3 +22,17 @@ SQL_DIR = ROOT / "sql"
 MIGRATIONS_DIR = ROOT / "migrations"
 TEMPLATES_DIR = ROOT / "templates"
 STATIC_DIR = ROOT / "static"
+
+
+def scenario_path() -> Path:
+    """The recorded simulator scenario: MINITWIT_SCENARIO when set, else the copy in the repository."""
+    return Path(os.environ.get("MINITWIT_SCENARIO") or ROOT / "sim_tests" / "data" / "minitwit_scenario.csv.gz")
+
+
+def open_scenario(path: Path) -> TextIO:
+    """The scenario file as text, whether plain or gzip-compressed (read by its magic bytes)."""
+    with open(path, "rb") as probe:
+        compressed = probe.read(2) == b"\x1f\x8b"
+    if compressed:
+        return gzip.open(path, "rt", encoding="utf-8", newline="")
+    return open(path, encoding="utf-8", newline="")

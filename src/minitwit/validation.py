@@ -1,6 +1,6 @@
 """Input rules shared by the web forms and the simulator API: pure functions, no I/O.
 
-Each returns the user-facing error text (CONTRACT section 2), or None when the input is fine.
+Each returns the user-facing error text (docs/api.md, "Web routes"), or None when the input is fine.
 The maximum lengths match the CHECK constraints of migrations/0001.
 """
 

@@ -1,4 +1,4 @@
-"""The web UI (CONTRACT section 2): HTML renderings of the timeline, account and follow handlers."""
+"""The web UI (docs/api.md, "Web routes"): HTML renderings of the timeline, account and follow handlers."""
 
 from __future__ import annotations
 

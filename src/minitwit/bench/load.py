@@ -13,9 +13,7 @@ from pathlib import Path
 from minitwit.bench import replay
 from minitwit.bench.server import BenchServer
 from minitwit.bench.stats import format_load_report, load_report
-from minitwit.paths import ROOT
-
-DEFAULT_SCENARIO = ROOT.parent / "shared" / "data" / "minitwit_scenario.csv"
+from minitwit.paths import scenario_path
 
 
 def machine_busy() -> tuple[float, float]:
@@ -26,7 +24,8 @@ def machine_busy() -> tuple[float, float]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--csv", type=Path, default=DEFAULT_SCENARIO, help="scenario file (default: %(default)s)")
+    parser.add_argument("--csv", type=Path, default=scenario_path(),
+                        help="scenario file, plain or .gz (default: %(default)s)")
     parser.add_argument("-c", "--concurrency", type=int, default=8, help="requests in flight (default 8)")
     parser.add_argument("--reads", type=int, default=1, help="reads after every write (default 1)")
     parser.add_argument("--html", action="store_true", help="reads include GET /public and GET /<user>")

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
+from minitwit.paths import open_scenario
+
 SIMULATOR_AUTH = "Basic c2ltdWxhdG9yOnN1cGVyX3NhZmUh"  # simulator:super_safe!, the course's
 SLOW_MS = 300.0  # the simulator's client timeout
 API_READS = ("read_msgs", "read_msgs_user", "read_fllws_user", "read_latest")
@@ -43,7 +45,7 @@ class Action:
 def read_scenario(path: Path, limit: int | None = None) -> list[Action]:
     """The scenario's actions (tab-separated: id, delay, timestamp, command, user, args...)."""
     actions = []
-    with open(path, encoding="utf-8") as lines:
+    with open_scenario(path) as lines:
         for number, line in enumerate(lines, start=1):
             fields = line.rstrip("\r\n").split("\t")
             if len(fields) < 6 or fields[3] not in WRITE_OK:
