@@ -1,5 +1,6 @@
--- Throttling of sign-ins and sign-ups (minitwit.throttle): fixed windows, one row per key.
--- Every statement touches one row by its primary key (scope, key), except the prune.
+-- Throttling (minitwit.throttle): sign-ups in fixed windows (table throttle), failed sign-ins
+-- with growing delays (table login_throttle), one row per key. Every statement touches one row
+-- by its primary key (scope, key), except the prunes.
 
 -- name: throttle_hit
 -- Counts one attempt for (:scope, :key) and returns the count in the current window and the
@@ -23,12 +24,6 @@ SET hits = hits - 1
 WHERE scope = :scope
   AND key = :key
   AND hits > 0;
-
--- name: throttle_forget
--- Clears the count of (:scope, :key), as a successful sign-in does for its username.
-DELETE FROM throttle
-WHERE scope = :scope
-  AND key = :key;
 
 -- name: throttle_prune
 -- Drops windows that ended long ago (throttle_window_start_idx), so the table stays small.

@@ -16,7 +16,7 @@ from minitwit import accounts, follows, simulator, throttle, timelines
 from minitwit.db import Session
 from minitwit.errors import InvalidInput, MiniTwitError, NotAuthorized
 from minitwit.models import Message
-from minitwit.requests_util import query_int, read_body, read_json_object, text_field
+from minitwit.requests_util import client_address, query_int, read_body, read_json_object, text_field
 
 NOT_AUTHORIZED = "You are not authorized to use this resource!"
 DEFAULT_NO = 100
@@ -118,8 +118,8 @@ async def register(request: Request, db: Session, latest: int | None) -> Respons
     if credential.accepts(request.headers.get("authorization")):
         await accounts.register(db, username, email, password, trusted=True)
     else:
-        address = request.client.host if request.client else ""
-        await throttle.sign_up(db, request.app.state.settings.throttle, address, username, email, password)
+        await throttle.sign_up(db, request.app.state.settings.throttle, client_address(request),
+                               username, email, password)
     return no_content()
 
 

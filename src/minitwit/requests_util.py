@@ -58,6 +58,11 @@ def json_depth_exceeds(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
     return False
 
 
+def client_address(request: Request) -> str:
+    """The peer's address; behind a proxy, uvicorn's --proxy-headers puts the real one here."""
+    return request.client.host if request.client else ""
+
+
 def query_int(request: Request, name: str, default: int | None = None) -> int | None:
     """An integer query parameter; absent, malformed or out of bigint range means ``default``."""
     raw = request.query_params.get(name)

@@ -126,11 +126,6 @@ async def give_back(db: Session, limit: Limit, key: str) -> None:
         await db.execute("throttle_give_back", scope=limit.scope, key=key)
 
 
-async def forget(db: Session, limit: Limit, key: str) -> None:
-    if _active(limit):
-        await db.execute("throttle_forget", scope=limit.scope, key=key)
-
-
 async def wait(db: Session, delays: Delays, key: str) -> None:
     """TooManyAttempts while ``key`` must still wait after its failures; else goes ahead."""
     if not delays.active:

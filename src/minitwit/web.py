@@ -13,7 +13,7 @@ from minitwit import accounts, follows, sessions, throttle, timelines
 from minitwit.db import Session
 from minitwit.errors import InvalidInput, NotSignedIn
 from minitwit.models import User
-from minitwit.requests_util import query_int, read_body
+from minitwit.requests_util import client_address, query_int, read_body
 from minitwit.templating import flash, render
 from minitwit.throttle import TooManyAttempts
 
@@ -54,11 +54,6 @@ def signed_in(request: Request) -> User:
     if user is None:
         raise NotSignedIn("You need to sign in to do that")
     return user
-
-
-def client_address(request: Request) -> str:
-    """The peer's address; behind a proxy, uvicorn's --proxy-headers puts the real one here."""
-    return request.client.host if request.client else ""
 
 
 def refused_page(request: Request, template: str, problem: TooManyAttempts, **context: str) -> Response:
