@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import unicodedata
 from html import unescape
 
 import pytest
@@ -35,6 +36,15 @@ def test_look_alikes_share_a_key(name: str, same_as: str) -> None:
 @pytest.mark.parametrize("name, other", [("alice", "alicia"), ("bob", "b0b2"), ("Jane Doe", "JaneDoe")])
 def test_different_names_have_different_keys(name: str, other: str) -> None:
     assert usernames.username_key(name) != usernames.username_key(other)
+
+
+def test_huge_expansions_keep_the_key_small(server: LiveServer) -> None:
+    """NFKC makes U+FDFA eighteen letters: such names must not break the index or the throttle."""
+    expanded = unicodedata.normalize("NFKC", "\ufdfa")
+    assert len(expanded) == 18 and len(usernames.username_key("\ufdfa" * 64)) <= usernames.MAX_KEY_BYTES
+    assert "You were successfully registered" in sign_up(server, "\ufdfa" * 20).text
+    assert TAKEN in sign_up(server, "\ufdfa" * 19 + expanded).text  # hashed keys still compare
+    assert "Invalid username" in server.post("/login", data={"username": "\ufdfa" * 64, "password": "x"}).text
 
 
 @pytest.mark.parametrize("char", ["\u2800", "\u3164", "\u115f", "\u200b", "\u00ad", "\ufeff", "\u00a0", "\u3000",

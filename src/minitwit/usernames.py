@@ -15,6 +15,7 @@ import) whose key another account already holds gets a suffixed key, and is repo
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import importlib.util
 import unicodedata
 from functools import cache
@@ -33,6 +34,7 @@ INVISIBLE_RANGES = (
 )
 INVISIBLE = "The username may not contain invisible characters or spaces other than a plain space"
 SHARED_KEY_MARK = "\x1f"  # "key + mark + user id": an old name kept despite a look-alike
+MAX_KEY_BYTES = 256
 FILL_LOCK_KEY = 0x4D54556B657973  # "MTUkeys": names the advisory lock of fill_missing_keys
 
 
@@ -76,9 +78,13 @@ def skeleton(text: str) -> str:
 
 
 def username_key(username: str) -> str:
-    """The comparison key: equal for names that a reader cannot tell apart."""
+    """The comparison key: equal for names that a reader cannot tell apart. NFKC can make one
+    character eighteen ("\ufdfa"): a key longer than an index entry should hold is its digest."""
     folded = unicodedata.normalize("NFKC", username).casefold()
-    return skeleton(folded).casefold()
+    key = skeleton(folded).casefold()
+    if len(key.encode()) > MAX_KEY_BYTES:
+        return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+    return key
 
 
 async def is_taken(db: Session, username: str) -> bool:
