@@ -53,7 +53,8 @@ LABEL org.opencontainers.image.title="minitwit" \
 RUN groupadd --system --gid 10001 minitwit \
  && useradd --system --uid 10001 --gid minitwit --home-dir /app --no-create-home \
             --shell /usr/sbin/nologin minitwit \
- && install -d -o minitwit -g minitwit -m 0750 /backups
+ && install -d -o minitwit -g minitwit -m 0750 /backups \
+ && install -d -o minitwit -g minitwit -m 0755 /var/lib/minitwit/metrics
 
 COPY --from=build /opt/venv /opt/venv
 COPY --from=build /app /app

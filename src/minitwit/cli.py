@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from loguru import logger
 
-from minitwit import backup, bench, legacy, migrations, moderation, usernames
+from minitwit import backup, bench, legacy, migrations, moderation, monitoring_role, usernames
 from minitwit.observability import configure_process
 from minitwit.runtime import database_url
 from minitwit.settings import ConfigError, Settings
@@ -46,6 +46,8 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
             access_log=False,  # the app writes one access line per request itself
             log_config=None,  # uvicorn's loggers go through loguru (configure_logging)
             server_header=False,
+            proxy_headers=True,
+            forwarded_allow_ips=settings.forwarded_allow_ips,
             timeout_graceful_shutdown=10,
         )
     return 0
@@ -100,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     backup.add_commands(commands)
     legacy.add_commands(commands)
     moderation.add_commands(commands)
+    monitoring_role.add_commands(commands)
     bench.add_commands(commands)
     return parser
 

@@ -7,6 +7,7 @@ clone; production mode (``MINITWIT_ENV=production``) refuses every one of them.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -43,6 +44,14 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ConfigError(f"{name} must be an integer, not {raw!r}") from None
+
+
+def _is_address_or_network(item: str) -> bool:
+    try:
+        ipaddress.ip_network(item.strip(), strict=False)
+    except ValueError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -86,6 +95,10 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 5000
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    # Peers whose X-Forwarded-For/-Proto uvicorn believes: the TLS edge's addresses (comma
+    # separated IPs or networks). Anyone else's header is ignored, so a client reaching the app
+    # directly cannot pick the address that sign-in throttling counts.
+    forwarded_allow_ips: str = "127.0.0.1,::1"
     db_pool_size: int = 10
     log_level: str = "INFO"
     log_format: str = "json"
@@ -129,6 +142,7 @@ class Settings:
             host=get("MINITWIT_HOST") or "127.0.0.1",
             port=_int(env, "MINITWIT_PORT", 5000),
             workers=_int(env, "MINITWIT_WORKERS", os.cpu_count() or 1),
+            forwarded_allow_ips=get("FORWARDED_ALLOW_IPS") or "127.0.0.1,::1",
             db_pool_size=_int(env, "DB_POOL_SIZE", 10),
             log_level=(get("LOG_LEVEL") or "INFO").upper(),
             log_format=(get("LOG_FORMAT") or "json").lower(),
@@ -161,6 +175,8 @@ class Settings:
             raise ConfigError("BODY_TIMEOUT_SECONDS, HEADER_TIMEOUT_SECONDS and KEEP_ALIVE_SECONDS must be positive")
         if self.max_header_bytes < 1024 or self.limit_concurrency < 0:
             raise ConfigError("MAX_HEADER_BYTES must be at least 1024 and LIMIT_CONCURRENCY 0 (none) or positive")
+        if not all(_is_address_or_network(item) for item in self.forwarded_allow_ips.split(",")):
+            raise ConfigError("FORWARDED_ALLOW_IPS must list IP addresses or networks (a.b.c.d/nn), comma separated")
         if self.log_level not in LOG_LEVELS:
             raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
         if self.production and not self.database_url:

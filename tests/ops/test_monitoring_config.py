@@ -2,7 +2,9 @@
 offline, with the real promtool/amtool where they are installed (.ci/install-promtool.sh).
 
 Metric names are the fixed ones of notes/INTERFACES.md: a typo in a rule or a panel fails here,
-instead of showing an empty panel or an alert that can never fire.
+instead of showing an empty panel or an alert that can never fire. The exporters' metrics
+(node_exporter, postgres_exporter, the backup textfile) are checked against real scrapes of the
+exporters in test_exporters.py.
 """
 
 import json
@@ -17,7 +19,8 @@ REPO = Path(__file__).resolve().parents[2]
 OPS = REPO / "ops"
 PROM_DIR = OPS / "prometheus"
 RULES = PROM_DIR / "rules" / "minitwit-alerts.yml"
-RULE_TESTS = PROM_DIR / "tests" / "minitwit-alerts.test.yml"
+RULE_FILES = sorted((PROM_DIR / "rules").glob("*.yml"))
+RULE_TESTS = sorted((PROM_DIR / "tests").glob("*.test.yml"))
 ALERTMANAGER = OPS / "alertmanager" / "alertmanager.yml"
 DASHBOARDS = sorted((OPS / "grafana" / "dashboards").glob("*.json"))
 DATASOURCES = OPS / "grafana" / "provisioning" / "datasources" / "datasources.yml"
@@ -53,8 +56,13 @@ KNOWN_LABEL_VALUES = {
     "action": {"register", "tweet", "follow", "unfollow", "read_msgs", "read_msgs_user",
                "read_follows", "latest"},
     "outcome": {"success", "client_error", "server_error", "unauthorized"},
-    "job": {"minitwit"},
+    "job": {"minitwit", "node", "postgres"},
 }
+# Series of the exporters, and the labels they carry: which names exist is proven on real
+# scrapes of Debian's node_exporter and postgres_exporter in test_exporters.py.
+EXPORTER_PREFIXES = ("node_", "pg_", "minitwit_pg_", "minitwit_backup_")
+EXPORTER_LABELS = {"mountpoint", "device", "fstype", "cpu", "mode", "datname", "state", "relname",
+                   "indexrelname", "queryid"}
 REQUIRED_ALERTS = {"HighErrorRate", "HighLatencyP95", "SlowMeanResponse", "InstanceDown",
                    "SimulatorTrafficStopped", "ErrorBudgetBurnFast", "ErrorBudgetBurnSlow"}
 
@@ -76,7 +84,7 @@ def run(*cmd: str | Path) -> subprocess.CompletedProcess:
 
 
 def rule_groups() -> list[dict]:
-    return load_yaml(RULES)["groups"]
+    return [group for path in RULE_FILES for group in load_yaml(path)["groups"]]
 
 
 def all_rules() -> list[dict]:
@@ -174,7 +182,10 @@ def _checkable_copy(config: Path, tmp_path: Path) -> Path:
 def test_promtool_check_config(promtool, tmp_path, name):
     result = run(promtool, "check", "config", _checkable_copy(PROM_DIR / name, tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert f"SUCCESS: {len(all_rules())} rules found" in result.stdout
+    assert f"SUCCESS: {len(RULE_FILES)} rule files found" in result.stdout
+    for path in RULE_FILES:
+        count = sum(len(g["rules"]) for g in load_yaml(path)["groups"])
+        assert f"{path}\n  SUCCESS: {count} rules found" in result.stdout
 
 
 @pytest.mark.parametrize("name", ["prometheus.yml", "prometheus-swarm.yml"])
@@ -249,15 +260,48 @@ def test_swarm_discovery_keeps_one_target_per_running_app_task():
     ]
 
 
+@pytest.mark.parametrize("job, service, port", [("node", "minitwit_node-exporter", 9100),
+                                                ("postgres", "minitwit_postgres-exporter", 9187)])
+def test_swarm_discovery_finds_the_exporters(job, service, port):
+    config = load_yaml(PROM_DIR / "prometheus-swarm.yml")
+    scrape = next(j for j in config["scrape_configs"] if j["job_name"] == job)
+    assert scrape["dockerswarm_sd_configs"][0]["role"] == "tasks"
+
+    def task(name, slot, state, network, node):
+        return {"__address__": f"10.0.{slot}.{len(network)}:80", "__meta_dockerswarm_service_name": name,
+                "__meta_dockerswarm_task_slot": str(slot), "__meta_dockerswarm_task_desired_state": state,
+                "__meta_dockerswarm_network_name": network, "__meta_dockerswarm_node_hostname": node}
+
+    discovered = [task(service, 1, "running", "minitwit_internal", "node1"),
+                  task(service, 1, "running", "ingress", "node1"),
+                  task(service, 2, "shutdown", "minitwit_internal", "node2"),
+                  task("minitwit_app", 1, "running", "minitwit_internal", "node1")]
+    kept = [t for t in (_relabel(d, scrape["relabel_configs"]) for d in discovered) if t]
+    assert len(kept) == 1 and kept[0]["__address__"].endswith(f":{port}") and kept[0]["node"] == "node1"
+    # node_exporter's instance is the machine, so that an alert names it.
+    assert kept[0]["instance"] == ("node1" if job == "node" else f"{service}.1")
+
+
+@pytest.mark.parametrize("name", ["compose.yml", "stack.yml"])
+def test_exporters_are_scraped_under_the_names_the_deployment_gives_them(name):
+    services = load_yaml(REPO / name)["services"]
+    assert {"node-exporter", "postgres-exporter", "db-monitoring-role"} <= services.keys()
+    compose = load_yaml(PROM_DIR / "prometheus.yml")
+    targets = {j["job_name"]: j["static_configs"][0]["targets"] for j in compose["scrape_configs"]}
+    assert targets["node"] == ["node-exporter:9100"] and targets["postgres"] == ["postgres-exporter:9187"]
+
+
 # ----------------------------------------------------------------------------- rules
 
 def test_promtool_check_rules(promtool):
-    result = run(promtool, "check", "rules", RULES)
+    assert RULES in RULE_FILES and len(RULE_FILES) > 1
+    result = run(promtool, "check", "rules", *RULE_FILES)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_promtool_rule_unit_tests(promtool):
-    result = run(promtool, "test", "rules", RULE_TESTS)
+@pytest.mark.parametrize("tests", RULE_TESTS, ids=lambda p: p.name)
+def test_promtool_rule_unit_tests(promtool, tests):
+    result = run(promtool, "test", "rules", tests)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout
 
@@ -272,7 +316,7 @@ def test_required_alerts_exist_with_severity_and_text():
 
 def test_every_alert_is_unit_tested_firing_and_quiet():
     fires, quiet = set(), set()
-    for case in load_yaml(RULE_TESTS)["tests"]:
+    for case in (c for path in RULE_TESTS for c in load_yaml(path)["tests"]):
         for check in case.get("alert_rule_test", []):
             (fires if check["exp_alerts"] else quiet).add(check["alertname"])
     alerts = set(alert_rules())
@@ -297,10 +341,10 @@ def _assert_known_names(exprs: list[tuple[str, str]]) -> None:
     allowed = KNOWN_METRICS | recorded_names()
     problems = []
     for where, expr in exprs:
-        if unknown := metric_names(expr) - allowed:
+        if unknown := {n for n in metric_names(expr) - allowed if not n.startswith(EXPORTER_PREFIXES)}:
             problems.append(f"{where}: unknown metric(s) {sorted(unknown)}")
         labels, matchers = label_uses(expr)
-        if unknown := labels - KNOWN_LABELS:
+        if unknown := labels - KNOWN_LABELS - EXPORTER_LABELS:
             problems.append(f"{where}: unknown label(s) {sorted(unknown)}")
         for label, op, value in matchers:
             known = KNOWN_LABEL_VALUES.get(label)
@@ -356,6 +400,19 @@ def test_dashboards_are_well_formed():
                 ds = target.get("datasource") or panel["datasource"]
                 assert ds["uid"] in uids, f"{path.name}: {panel['title']}: unknown datasource"
                 assert target["expr"].strip() and target["refId"]
+
+
+def test_node_and_postgres_dashboards_are_linked_from_the_others():
+    dashboards = {path.stem: json.loads(path.read_text()) for path in DASHBOARDS}
+    assert {"minitwit-nodes", "minitwit-postgres"} <= dashboards.keys()
+    for name, dash in dashboards.items():  # the dropdown of every dashboard lists all tagged ones
+        assert "minitwit" in dash["tags"], name
+        assert any(link["type"] == "dashboards" and link["tags"] == ["minitwit"] for link in dash["links"]), name
+    direct = {name: {link.get("url") for link in dash["links"]} for name, dash in dashboards.items()}
+    assert {"/d/minitwit-postgres", "/d/minitwit-nodes"} <= direct["minitwit-database"]
+    assert {"/d/minitwit-postgres", "/d/minitwit-nodes"} <= direct["minitwit-http"]
+    assert all(url.removeprefix("/d/") in {d["uid"] for d in dashboards.values()}
+               for urls in direct.values() for url in urls if url)
 
 
 def test_every_prometheus_panel_query_parses_with_promtool(promtool, tmp_path):
@@ -491,3 +548,13 @@ def test_install_script_is_idempotent(promtool):
     result = run("bash", REPO / ".ci" / "install-promtool.sh")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "already in" in result.stdout
+
+
+def test_infrastructure_alerts_link_their_runbook_sections():
+    """Each alert's runbook_url is docs/operating.md#<alertname in lower case>, a section that exists."""
+    runbook = (REPO / "docs" / "operating.md").read_text()
+    rules = load_yaml(PROM_DIR / "rules" / "infrastructure-alerts.yml")["groups"][0]["rules"]
+    for rule in rules:
+        name = rule["alert"]
+        assert rule["annotations"]["runbook_url"] == f"docs/operating.md#{name.lower()}", name
+        assert re.search(rf"^### {name}$", runbook, re.MULTILINE), f"docs/operating.md: no section {name}"
