@@ -370,8 +370,11 @@ def test_sigterm_under_load_drops_no_accepted_request(database_url: str, tmp_pat
     assert not dropped, dropped
     # Requests without an answer never reached the app, and none was applied. Most are refused;
     # under heavy load a few connections that the kernel had completed but no worker had taken
-    # yet are reset when the last listener closes: their request was never read.
-    assert {error_kind(s.error) for s in unanswered} <= {"Connection refused", "reset"}, [s.error for s in unanswered]
+    # yet are reset when the last listener closes, and a connection accepted just before SIGTERM
+    # whose request does not arrive within the drain window is closed (RemoteDisconnected): in
+    # both cases the request was never read, which the two checks below hold it to.
+    assert {error_kind(s.error) for s in unanswered} <= {"Connection refused", "reset", "RemoteDisconnected"}, \
+        [s.error for s in unanswered]
     assert not [s.request_id for s in unanswered if s.request_id in accepted]
     lost_tweets = [json.loads(s.request.body or b"{}").get("content") for s in unanswered if s.request.kind == "tweet"]
     for text in lost_tweets:

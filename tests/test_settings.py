@@ -15,6 +15,7 @@ PRODUCTION = {
     "SIMULATOR_USERNAME": "simulator",
     "SIMULATOR_PASSWORD": "super_safe!",
     "METRICS_TOKEN": "t" * 20,
+    "MINITWIT_ALLOWED_HOSTS": "minitwit.example.org",
 }
 
 
