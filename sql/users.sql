@@ -32,3 +32,48 @@ RETURNING user_id;
 UPDATE users
 SET pw_hash = :pw_hash
 WHERE user_id = :user_id;
+
+-- name: get_user_id_by_key
+-- The id of the user whose username reads the same as one with this comparison key
+-- (minitwit.usernames; users_username_key_unique).
+SELECT user_id
+FROM users
+WHERE username_key = :username_key;
+
+-- name: create_user_with_key
+-- Registers a user with its username's comparison key. Returns the new id, or no row when the
+-- username or its key is already taken (users_username_key, users_username_key_unique), so
+-- that two sign-ups racing for look-alike names give one account.
+INSERT INTO users (username, email, pw_hash, username_key)
+VALUES (:username, :email, :pw_hash, :username_key)
+ON CONFLICT DO NOTHING
+RETURNING user_id;
+
+-- name: users_without_key
+-- Up to :limit accounts whose username's comparison key is not computed yet (made before
+-- migration 0005, or by a legacy import), oldest first (users_username_key_missing_idx).
+SELECT user_id, username
+FROM users
+WHERE username_key IS NULL
+ORDER BY user_id
+LIMIT :limit;
+
+-- name: set_username_key
+-- Stores a username's comparison key; no row when another account holds that key already.
+UPDATE users
+SET username_key = :username_key
+WHERE user_id = :user_id
+  AND NOT EXISTS (SELECT 1 FROM users AS other WHERE other.username_key = :username_key)
+RETURNING user_id;
+
+-- name: update_password
+-- Replaces a user's password hash (a password change); the caller ends their sessions.
+UPDATE users
+SET pw_hash = :pw_hash
+WHERE user_id = :user_id
+RETURNING user_id;
+
+-- name: lock_username_keys
+-- Serialises the processes that compute missing keys (replicas starting together), until the
+-- end of the transaction.
+SELECT pg_advisory_xact_lock(:lock_key);

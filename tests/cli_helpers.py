@@ -18,7 +18,7 @@ from minitwit import migrations
 # Variables of the developer's or CI's shell that would change what a command under test does.
 CONFIG_VARIABLES = (
     "DATABASE_URL", "MINITWIT_ENV", "MINITWIT_DATA_DIR", "SECRET_KEY", "SIMULATOR_USERNAME",
-    "SIMULATOR_PASSWORD", "METRICS_TOKEN", "BACKUP_DIR", "BACKUP_KEEP", "SENTRY_DSN",
+    "SIMULATOR_PASSWORD", "METRICS_TOKEN", "MINITWIT_ALLOWED_HOSTS", "BACKUP_DIR", "BACKUP_KEEP", "SENTRY_DSN",
 )
 
 

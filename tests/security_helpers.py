@@ -38,3 +38,27 @@ def api_register(server: LiveServer, username: str, **fields: str) -> requests.R
 
 def api_tweet(server: LiveServer, username: str, content: str) -> requests.Response:
     return server.post(f"/msgs/{username}", data=json.dumps({"content": content}), headers=API_HEADERS)
+
+
+class FromAddress(requests.adapters.HTTPAdapter):
+    """Connects from a given loopback address (127.0.0.2, 127.0.0.3...), so that one test can
+    play clients on several addresses against a server on 127.0.0.1."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        super().__init__()
+
+    def init_poolmanager(self, *args: object, **kwargs: object) -> None:
+        kwargs["source_address"] = (self.address, 0)
+        super().init_poolmanager(*args, **kwargs)  # type: ignore[arg-type]
+
+
+def client_from(address: str) -> requests.Session:
+    session = requests.Session()
+    session.mount("http://", FromAddress(address))
+    return session
+
+
+def sign_in_from(server: LiveServer, address: str, username: str, password: str = "secret") -> requests.Response:
+    data = {"username": username, "password": password}
+    return client_from(address).post(server.url + "/login", data=data, timeout=10)

@@ -113,7 +113,7 @@ def production_env(tmp_path: Path, database_url: str) -> Iterator[dict[str, str]
         yield clean_environment(
             data_dir, MINITWIT_ENV="production", DATABASE_URL=database_url, SECRET_KEY_FILE=str(secret_file),
             METRICS_TOKEN=secrets.token_urlsafe(24), SIMULATOR_USERNAME=DEV_SIMULATOR_USERNAME,
-            SIMULATOR_PASSWORD_FILE=str(password_file),
+            SIMULATOR_PASSWORD_FILE=str(password_file), MINITWIT_ALLOWED_HOSTS="127.0.0.1,localhost",
         )
     finally:
         stop_leftover_postgres(data_dir)  # only if a broken refusal started the embedded database
@@ -131,11 +131,12 @@ WITHOUT = object()
         ("SECRET_KEY", DEV_SECRET_KEY, "SECRET_KEY"),
         ("DATABASE_URL", WITHOUT, "DATABASE_URL"),
         ("METRICS_TOKEN", WITHOUT, "METRICS_TOKEN"),
+        ("MINITWIT_ALLOWED_HOSTS", WITHOUT, "MINITWIT_ALLOWED_HOSTS"),
         ("SIMULATOR_PASSWORD_FILE", WITHOUT, "SIMULATOR_PASSWORD must be set explicitly"),
         ("SIMULATOR_USERNAME", WITHOUT, "SIMULATOR_USERNAME must be set explicitly"),
     ],
     ids=["no-secret-key", "empty-secret-key", "short-secret-key", "dev-secret-key", "no-database-url",
-         "no-metrics-token", "no-simulator-password", "no-simulator-username"],
+         "no-metrics-token", "no-allowed-hosts", "no-simulator-password", "no-simulator-username"],
 )
 def test_production_refuses_development_defaults(
     production_env: dict[str, str], variable: str, value: object, complaint: str

@@ -166,3 +166,14 @@ def test_files_that_are_not_legacy_databases_are_refused(tmp_path: Path, databas
         code, _, err = run_cli(monkeypatch, capsys, database_url, "import-legacy", str(path))
         assert code == 2 and "minitwit import-legacy:" in err, path
     assert sql(database_url, "SELECT count(*) FROM users")[0][0] == 0
+
+
+def test_import_reports_the_look_alike_names_it_kept(legacy_db: Path, database_url: str, monkeypatch,
+                                                     capsys) -> None:
+    """Existing names stay as they are; a legacy name that reads like an account's is reported."""
+    sql(database_url, "INSERT INTO users (username, email, pw_hash) VALUES ('CAROL', 'c@here.example', 'h')")
+    code, out, _ = run_cli(monkeypatch, capsys, database_url, "import-legacy", str(legacy_db))
+    assert code == 0, out
+    assert "usernames kept although they read like another account's: 1\n  'carol'" in out
+    assert sql(database_url, "SELECT count(*) FROM users WHERE username IN ('CAROL', 'carol')") == [(2,)]
+    assert sql(database_url, "SELECT count(*) FROM users WHERE username_key IS NULL") == [(0,)]

@@ -9,6 +9,7 @@ import psycopg
 import pytest
 import requests
 from fixtures import LiveServer, sql
+from loguru import logger
 from security_helpers import (
     API_HEADERS,
     api_register,
@@ -20,7 +21,7 @@ from security_helpers import (
 
 from minitwit import migrations
 from minitwit.accounts import RESERVED_USERNAMES
-from minitwit.requests_util import MAX_BODY_BYTES, BodyTooLarge
+from minitwit.requests_util import MAX_BODY_BYTES, MAX_JSON_DEPTH, BodyTooLarge, json_depth_exceeds
 from minitwit.security import RequestGuard
 from minitwit.validation import (
     MAX_EMAIL_LENGTH,
@@ -269,3 +270,28 @@ def test_the_guard_counts_what_streams_past_it() -> None:
     asyncio.run(run([MAX_BODY_BYTES // 2, MAX_BODY_BYTES // 2]))
     with pytest.raises(BodyTooLarge):
         asyncio.run(run([MAX_BODY_BYTES // 2, MAX_BODY_BYTES // 2, 1]))
+
+
+@pytest.mark.parametrize("path", ["/register", "/msgs/alice", "/fllws/alice"])
+@pytest.mark.parametrize("opening, closing", [("[", "]"), ('{"a":', "}")])
+def test_deeply_nested_json_is_a_400_not_a_crash(server: LiveServer, path: str, opening: str, closing: str) -> None:
+    """Acceptance: 2,000 levels of nesting (4 KB) to each API write is refused before any
+    recursive parsing, with the API's error body and no ERROR log line."""
+    errors: list[str] = []
+    sink = logger.add(errors.append, level="ERROR")
+    try:
+        assert api_register(server, "alice").status_code == 204
+        response = server.post(path, data=opening * 2000 + closing * 2000, headers=API_HEADERS)
+    finally:
+        logger.remove(sink)
+    assert response.status_code == 400
+    assert response.json() == {"status": 400, "error_msg": f"The request body may nest at most {MAX_JSON_DEPTH} levels"}
+    assert errors == []
+
+
+def test_nesting_is_counted_outside_strings_only() -> None:
+    assert not json_depth_exceeds(b'{"content": "' + b"[" * 5000 + b'"}')
+    assert not json_depth_exceeds(b'{"content": "\\"' + b"[" * 5000 + b'"}')  # an escaped quote
+    assert json_depth_exceeds(b"[" * (MAX_JSON_DEPTH + 1) + b"]" * (MAX_JSON_DEPTH + 1))
+    assert not json_depth_exceeds(b"[" * MAX_JSON_DEPTH + b"]" * MAX_JSON_DEPTH)
+    assert not json_depth_exceeds(b"[[]]" * 1000)  # wide is fine, only deep is refused

@@ -139,7 +139,7 @@ def test_metrics_after_traffic(server: LiveServer) -> None:
     assert value(samples, "minitwit_users") == 3 and value(samples, "minitwit_latest") == 42
 
     queries = label_values(samples, "query")
-    assert {"create_user", "simulator_post_message", "simulator_follow", "simulator_unfollow", "record_latest", "get_latest"} <= queries
+    assert {"create_user_with_key", "simulator_post_message", "simulator_follow", "simulator_unfollow", "record_latest", "get_latest"} <= queries
     assert value(samples, "minitwit_db_query_duration_seconds_count", query="simulator_post_message") == 4
     assert value(samples, "minitwit_db_pool_size") >= 1
     assert value(samples, "minitwit_db_connections_in_use") >= 0

@@ -15,6 +15,7 @@ PRODUCTION = {
     "SIMULATOR_USERNAME": "simulator",
     "SIMULATOR_PASSWORD": "super_safe!",
     "METRICS_TOKEN": "t" * 20,
+    "MINITWIT_ALLOWED_HOSTS": "minitwit.example.org",
 }
 
 
@@ -78,12 +79,6 @@ def test_malformed_values_are_refused(env: dict[str, str]) -> None:
         Settings.from_env(env)
 
 
-def test_forwarded_headers_are_believed_only_from_the_listed_peers() -> None:
-    """uvicorn's own default (the machine itself) unless the stack names the edge's network."""
-    assert Settings.from_env({}).forwarded_allow_ips == "127.0.0.1,::1"
-    assert Settings.from_env({"FORWARDED_ALLOW_IPS": "10.213.0.0/24"}).forwarded_allow_ips == "10.213.0.0/24"
-
-
 def test_database_limits_come_from_the_environment() -> None:
     settings = Settings.from_env({
         "DB_CONNECT_TIMEOUT_SECONDS": "120", "DB_ACQUIRE_TIMEOUT_SECONDS": "1.5",
@@ -103,3 +98,9 @@ def test_database_limits_come_from_the_environment() -> None:
 def test_bad_database_limits_are_refused(variable: str, value: str) -> None:
     with pytest.raises(ConfigError, match=variable):
         Settings.from_env({variable: value})
+
+
+def test_forwarded_headers_are_believed_only_from_the_listed_peers() -> None:
+    """uvicorn's own default (the machine itself) unless the stack names the edge's network."""
+    assert Settings.from_env({}).forwarded_allow_ips == "127.0.0.1,::1"
+    assert Settings.from_env({"FORWARDED_ALLOW_IPS": "10.213.0.0/24"}).forwarded_allow_ips == "10.213.0.0/24"

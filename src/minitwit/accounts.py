@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from minitwit import passwords
+from minitwit import passwords, sessions, usernames
 from minitwit.db import Session
 from minitwit.errors import InvalidInput, UnknownUser, require_possible_username
 from minitwit.models import User
-from minitwit.validation import can_be_username, validate_message, validate_registration
+from minitwit.validation import can_be_username, validate_message, validate_password, validate_registration
 
 TAKEN = "The username is already taken"
 
@@ -35,21 +35,49 @@ async def profile(db: Session, username: str) -> User:
 
 
 async def register(
-    db: Session, username: str, email: str, password: str, password2: str | None = None
+    db: Session, username: str, email: str, password: str, password2: str | None = None,
+    *, trusted: bool = False,
 ) -> int:
-    """Creates an account and returns its id; InvalidInput says what is wrong otherwise."""
+    """Creates an account and returns its id; InvalidInput says what is wrong otherwise.
+
+    A name that reads the same as an existing one (usernames.username_key) is taken, and one
+    with invisible characters is refused. ``trusted`` (the simulator, by its credential) keeps
+    the contract instead: only the exact same name is taken, and a look-alike of an existing
+    name is created with a suffixed key (usernames.fill_missing_keys), as old names are."""
     error = validate_registration(username, email, password, password2)
     if error is None and username.lower() in RESERVED_USERNAMES:
         error = "This username is reserved, please choose another"
-    if error is None and await db.fetch_value("get_user_id", username=username) is not None:
-        error = TAKEN  # checked before hashing, so a duplicate costs no Argon2 time
+    if error is None and not trusted:
+        error = usernames.invisible_problem(username)
+    if error is None:  # checked before hashing, so a duplicate costs no Argon2 time
+        exact = await db.fetch_value("get_user_id", username=username) is not None
+        if exact or (not trusted and await usernames.is_taken(db, username)):
+            error = TAKEN
     if error:
         raise InvalidInput(error)
     pw_hash = await passwords.hash_password(password)
-    user_id = await db.fetch_value("create_user", username=username, email=email, pw_hash=pw_hash)
+    key = usernames.username_key(username)
+    user_id = await db.fetch_value("create_user_with_key", username=username, email=email, pw_hash=pw_hash,
+                                   username_key=key)
+    if user_id is None and trusted:  # a look-alike holds the key: keep the name, not the key
+        user_id = await db.fetch_value("create_user", username=username, email=email, pw_hash=pw_hash)
+        if user_id is not None:
+            await usernames.fill_missing_keys(db)
     if user_id is None:  # another request took the name between the check and the insert
         raise InvalidInput(TAKEN)
     return int(user_id)
+
+
+async def change_password(db: Session, user_id: int, password: str, password2: str | None = None) -> None:
+    """Sets a new password and ends every session of the user, wherever it was signed in."""
+    error = validate_password(password, password2)
+    if error:
+        raise InvalidInput(error)
+    pw_hash = await passwords.hash_password(password)
+    async with db.transaction():
+        if await db.fetch_value("update_password", user_id=user_id, pw_hash=pw_hash) is None:
+            raise UnknownUser()
+        await sessions.end_all(db, user_id)
 
 
 async def authenticate(db: Session, username: str, password: str) -> User:

@@ -12,11 +12,11 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from minitwit import accounts, follows, simulator, timelines
+from minitwit import accounts, follows, simulator, throttle, timelines
 from minitwit.db import Session
-from minitwit.errors import DatabaseUnavailable, InvalidInput, NotAuthorized
+from minitwit.errors import DatabaseUnavailable, InvalidInput, MiniTwitError, NotAuthorized
 from minitwit.models import Message
-from minitwit.requests_util import query_int, read_json_object, text_field
+from minitwit.requests_util import client_address, query_int, read_body, read_json_object, text_field
 
 NOT_AUTHORIZED = "You are not authorized to use this resource!"
 DEFAULT_NO = 100
@@ -61,10 +61,12 @@ def no_content() -> Response:
 def simulator_endpoint(
     action: str, *, needs_credential: bool = True, records_latest: bool = False
 ) -> Callable[[ApiHandler], Callable]:
-    """Wraps an API handler: checks the simulator's credential, runs the handler on one pooled
-    connection, and records ``?latest=`` whatever happens (the contract: even when the request
-    is refused or fails). A handler with ``records_latest`` gets the value and records it in its
-    own statement (one round trip for both); any other gets None, the value being recorded first."""
+    """Wraps an API handler: reads the body, checks the simulator's credential, runs the handler
+    on one pooled connection, and records ``?latest=`` whatever happens (the contract: even when
+    the request is refused or fails). A handler with ``records_latest`` gets the value and records
+    it in its own statement (one round trip for both); any other gets None, the value being
+    recorded first. The body is read (or refused as too slow) before a connection is taken: a
+    client dripping its body must not hold one of the pool's few connections."""
 
     def decorate(handler: ApiHandler) -> Callable[[Request], Awaitable[Response]]:
         @wraps(handler)
@@ -72,6 +74,13 @@ def simulator_endpoint(
             request.scope["minitwit.api"] = True  # errors render as JSON
             request.scope["minitwit.simulator_action"] = action
             latest = query_int(request, "latest")
+            try:
+                await read_body(request, request.app.state.settings.body_timeout_seconds)
+            except MiniTwitError:
+                if latest is not None:
+                    async with request.app.state.db.session() as db:
+                        await db.execute("record_latest", action_id=latest)
+                raise
             async with request.app.state.db.session() as db:
                 try:
                     credential: SimulatorCredential = request.app.state.simulator_credential
@@ -103,9 +112,16 @@ async def get_latest(request: Request, db: Session, latest: int | None) -> Respo
 
 @simulator_endpoint("register", needs_credential=False)
 async def register(request: Request, db: Session, latest: int | None) -> Response:
-    """Signs a user up from the simulator's JSON body."""
+    """Signs a user up from the JSON body: the simulator (its credential) as the contract says,
+    anyone else throttled per address like the sign-up form."""
     data = await read_json_object(request)
-    await accounts.register(db, text_field(data, "username"), text_field(data, "email"), text_field(data, "pwd"))
+    username, email, password = text_field(data, "username"), text_field(data, "email"), text_field(data, "pwd")
+    credential: SimulatorCredential = request.app.state.simulator_credential
+    if credential.accepts(request.headers.get("authorization")):
+        await accounts.register(db, username, email, password, trusted=True)
+    else:
+        await throttle.sign_up(db, request.app.state.settings.throttle, client_address(request),
+                               username, email, password)
     return no_content()
 
 

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from loguru import logger
 from starlette.applications import Starlette
+from starlette.convertors import register_url_convertor
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
@@ -16,18 +17,19 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from minitwit import api, observability, openapi, operations, web
+from minitwit import api, observability, openapi, operations, sessions, web
 from minitwit.api import SimulatorCredential
 from minitwit.db import Database
 from minitwit.errors import DatabaseUnavailable, MiniTwitError
+from minitwit.http_protocol import BoundedHttpToolsProtocol
 from minitwit.paths import STATIC_DIR
-from minitwit.security import RequestGuard, SecurityHeaders, add_html_headers
+from minitwit.security import RequestGuard, SecurityHeaders, UsernameConvertor, add_html_headers
 from minitwit.settings import Settings
 from minitwit.templating import render
 from minitwit.version import build_info
 
-SESSION_MAX_AGE = 14 * 24 * 3600  # two weeks
 API_PREFIXES = ("/msgs", "/fllws", "/latest")
+register_url_convertor("username", UsernameConvertor())  # type: ignore[arg-type]
 
 
 async def register(request: Request) -> Response:
@@ -46,18 +48,18 @@ routes = [
     Route("/logout", web.logout, methods=["GET", "POST"], name="logout"),
     Route("/latest", api.get_latest, methods=["GET"], name="api_latest"),
     Route("/msgs", api.messages, methods=["GET"], name="api_messages"),
-    Route("/msgs/{username}", api.user_messages, methods=["GET"], name="api_user_messages"),
-    Route("/msgs/{username}", api.post_message, methods=["POST"], name="api_post_message"),
-    Route("/fllws/{username}", api.followed, methods=["GET"], name="api_follows"),
-    Route("/fllws/{username}", api.change_follow, methods=["POST"], name="api_change_follow"),
+    Route("/msgs/{username:username}", api.user_messages, methods=["GET"], name="api_user_messages"),
+    Route("/msgs/{username:username}", api.post_message, methods=["POST"], name="api_post_message"),
+    Route("/fllws/{username:username}", api.followed, methods=["GET"], name="api_follows"),
+    Route("/fllws/{username:username}", api.change_follow, methods=["POST"], name="api_change_follow"),
     Route("/openapi.json", openapi.document, methods=["GET"], name="openapi"),
     Route("/health", operations.health, methods=["GET"], name="health"),
     Route("/ready", operations.ready, methods=["GET"], name="ready"),
     Route("/metrics", observability.metrics_endpoint, methods=["GET"], name="metrics"),
     Mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static"),
-    Route("/{username}/follow", web.follow_user, methods=["GET", "POST"], name="follow_user"),
-    Route("/{username}/unfollow", web.unfollow_user, methods=["GET", "POST"], name="unfollow_user"),
-    Route("/{username}", web.user_timeline, methods=["GET"], name="user_timeline"),
+    Route("/{username:username}/follow", web.follow_user, methods=["GET", "POST"], name="follow_user"),
+    Route("/{username:username}/unfollow", web.unfollow_user, methods=["GET", "POST"], name="unfollow_user"),
+    Route("/{username:username}", web.user_timeline, methods=["GET"], name="user_timeline"),
 ]
 
 
@@ -90,7 +92,11 @@ async def handle_minitwit_error(request: Request, exc: Exception) -> Response:
         request.app.state.metrics.count_db_unavailable(exc.reason)
         logger.warning("database unavailable: {}", exc.detail or exc.reason, reason=exc.reason,
                        request_id=request.scope.get(observability.REQUEST_ID))
-        response.headers["Retry-After"] = str(exc.retry_after)
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None:  # throttled (429) or the database away (503)
+        response.headers["Retry-After"] = str(retry_after)
+    if exc.status_code in (408, 413):  # the rest of the body may still be coming: do not wait for it
+        response.headers["Connection"] = "close"
     return response
 
 
@@ -126,12 +132,12 @@ def create_app(settings: Settings, database_url: str) -> Starlette:
         routes=routes,
         middleware=[
             Middleware(SecurityHeaders),
-            Middleware(RequestGuard, refuse=error_response),
+            Middleware(RequestGuard, refuse=error_response, allowed_hosts=settings.allowed_hosts),
             Middleware(
                 SessionMiddleware,
                 secret_key=settings.secret_key,
                 session_cookie="minitwit_session",
-                max_age=SESSION_MAX_AGE,
+                max_age=sessions.MAX_AGE_SECONDS,
                 same_site="lax",
                 https_only=settings.production,
             ),
@@ -157,6 +163,7 @@ def app_from_environment() -> Starlette:
     settings = Settings.from_env()
     settings.check_can_serve()
     observability.configure_process(settings)  # uvicorn's worker processes start here
+    BoundedHttpToolsProtocol.configure(settings)
     if not settings.database_url:
         raise RuntimeError("DATABASE_URL is not set; start the server with `minitwit serve`")
     return create_app(settings, settings.database_url)

@@ -236,10 +236,11 @@ def run_backup(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     try:
         configure_process(settings)  # the waiting lines, in the configured log format
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)  # as write_dump makes it, even on failure
         with database_url(settings) as url:
             startup.wait_until_usable(url, settings.db.connect_timeout_seconds, require_utf8=False)
             path = write_dump(url, directory)
-    except BackupError as error:
+    except (BackupError, startup.StartupError) as error:
         print(f"minitwit: backup failed: {error}", file=sys.stderr)
         return 1
     for old in prune(directory, keep):
@@ -276,7 +277,7 @@ def run_restore(settings: Settings, args: argparse.Namespace) -> int:
             load_dump(url, archive, replace=not before.brand_new)
             after = inspect(url)
             todo = migrations.pending(url)
-    except BackupError as error:
+    except (BackupError, startup.StartupError) as error:
         print(f"minitwit: restore failed, the database is unchanged: {error}", file=sys.stderr)
         return 1
     print(f"restored {archive}: {describe(after.counts)}")

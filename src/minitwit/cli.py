@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from loguru import logger
 
-from minitwit import backup, bench, legacy, migrations, moderation, monitoring_role, startup
+from minitwit import backup, bench, legacy, migrations, moderation, monitoring_role, startup, usernames
 from minitwit.observability import configure_process
 from minitwit.runtime import database_url
 from minitwit.settings import ConfigError, Settings
@@ -21,7 +21,8 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     """Migrates (under the lock) and serves with uvicorn until SIGINT/SIGTERM."""
     import uvicorn
 
-    from minitwit.supervisor import DrainingHttpToolsProtocol, StoppingSupervisor
+    from minitwit.http_protocol import BoundedHttpToolsProtocol
+    from minitwit.supervisor import StoppingSupervisor
 
     settings.check_can_serve()
     # uvicorn re-raises SIGTERM once it has shut down; turned into SystemExit here, it unwinds
@@ -34,6 +35,7 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
         applied = migrations.apply(url, wait)
         if applied:
             logger.info("applied migrations {}", ", ".join(applied))
+        report_kept_names(usernames.fill_missing_keys_at(url))
         os.environ["DATABASE_URL"] = url  # uvicorn's workers build the app from the environment
         options = dict(
             factory=True,
@@ -41,7 +43,12 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
             port=args.port or settings.port,
             workers=args.workers or settings.workers,
             loop="uvloop",
-            http=DrainingHttpToolsProtocol,  # httptools, finishing what was accepted at a SIGTERM
+            # httptools with a header size and time limit (http_protocol.py), finishing what was
+            # accepted at a SIGTERM (supervisor.py); the body's time limit is the app's
+            # (requests_util.read_body). docs/security.md: which layer stops what.
+            http=BoundedHttpToolsProtocol,
+            timeout_keep_alive=settings.keep_alive_seconds,
+            limit_concurrency=settings.limit_concurrency or None,  # per worker; then 503
             access_log=False,  # the app writes one access line per request itself
             log_config=None,  # uvicorn's loggers go through loguru (configure_logging)
             server_header=False,
@@ -59,6 +66,13 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 APP = "minitwit.app:app_from_environment"
+
+
+def report_kept_names(kept: list[str]) -> None:
+    """Says which existing usernames were kept although they read like another account's."""
+    if kept:
+        logger.warning("kept {} existing usernames that read like another account's: {}",
+                       len(kept), ", ".join(map(repr, kept)))
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
@@ -83,6 +97,8 @@ def migrate(settings: Settings, args: argparse.Namespace) -> int:
             return 0
         applied = migrations.apply(url, wait)
         print(f"applied: {', '.join(applied)}" if applied else "migrations: up to date")
+        for name in usernames.fill_missing_keys_at(url):
+            print(f"kept username {name!r}: it reads like another account's (usernames.py)")
     return 0
 
 

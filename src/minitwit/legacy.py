@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from minitwit import legacy_passwords, migrations
+from minitwit import legacy_passwords, migrations, usernames
 from minitwit.accounts import RESERVED_USERNAMES
 from minitwit.db import Database, Session
 from minitwit.paths import SQL_DIR
@@ -55,6 +55,8 @@ class ImportReport:
     duplicate_follows: int = 0  # follower rows folded into one follow
     unknown_hashes: int = 0  # accounts whose password hash no verifier recognises
     problems: list[str] = field(default_factory=list)
+    # Names kept although they read like another account's (usernames.fill_missing_keys).
+    look_alikes: list[str] = field(default_factory=list)
 
     def skip(self, tally: Tally, problem: str, *, orphan: bool = False) -> None:
         tally.skipped += 1
@@ -73,6 +75,11 @@ class ImportReport:
         if self.unknown_hashes:
             lines.append(f"accounts whose password hash format is unknown (they cannot sign in): "
                          f"{self.unknown_hashes}")
+        if self.look_alikes:
+            lines.append(f"usernames kept although they read like another account's: {len(self.look_alikes)}")
+            lines += [f"  {name!r}" for name in self.look_alikes[:PROBLEMS_SHOWN]]
+            if len(self.look_alikes) > PROBLEMS_SHOWN:
+                lines.append(f"  ... and {len(self.look_alikes) - PROBLEMS_SHOWN} more")
         if self.problems:
             lines.append("skipped rows:")
             lines += [f"  {problem}" for problem in self.problems[:PROBLEMS_SHOWN]]
@@ -237,6 +244,7 @@ async def import_legacy(url: str, legacy: LegacyDatabase) -> ImportReport:
     try:
         async with database.session() as db, db.transaction():
             ids, created, all_ids = await import_users(db, legacy, report)
+            report.look_alikes = await usernames.fill_missing_keys(db)
             await import_messages(db, legacy, report, ids, all_ids)
             await import_follows(db, legacy, report, ids, created, all_ids)
     finally:

@@ -110,6 +110,12 @@ RESPONSES: dict[str, Any] = {
     "NotAuthorized": _json(_ref("schemas", "Error"), f'Missing or wrong credential: error_msg is "{NOT_AUTHORIZED}"'),
     "UnknownUser": _json(_ref("schemas", "Error"), "A user named in the request does not exist"),
     "TooLarge": _json(_ref("schemas", "Error"), f"The body is over {MAX_BODY_BYTES} bytes"),
+    "TooSlow": _json(_ref("schemas", "Error"), "The body did not arrive within the time limit (10 s by default)"),
+    "TooManySignUps": {
+        **_json(_ref("schemas", "Error"), "Too many sign-ups from this address without the simulator's credential"),
+        "headers": {"Retry-After": {"description": "Seconds until sign-ups are taken again",
+                                    "schema": {"type": "integer"}}},
+    },
 }
 
 
@@ -125,12 +131,31 @@ def _operation(summary: str, responses: dict[str, Any], *, body: str | None = No
         operation["requestBody"] = _body(body)
         operation["responses"]["400"] = _ref("responses", "BadRequest")
         operation["responses"]["413"] = _ref("responses", "TooLarge")
+        operation["responses"]["408"] = _ref("responses", "TooSlow")
     if public:
         operation["security"] = []
     else:
         operation["responses"]["403"] = _ref("responses", "NotAuthorized")
     if path_user:
         operation["responses"]["404"] = _ref("responses", "UnknownUser")
+    return operation
+
+
+def _register_operation() -> dict[str, Any]:
+    operation = _operation(
+        "Sign a user up (the same rules and error texts as the web form)",
+        {
+            "204": _ref("responses", "NoContent"),
+            # The web's sign-up form posts to the same path: without a JSON body, that answers.
+            "200": {"description": "Without a JSON content type: the web sign-up form, with its error",
+                    "content": {"text/html": {"schema": {"type": "string"}}}},
+            "429": _ref("responses", "TooManySignUps"),
+        },
+        body="Registration",
+    )
+    # The credential is optional here: without it, sign-ups are throttled per address.
+    operation["security"] = [{}, {"simulator": []}]
+    del operation["responses"]["403"]
     return operation
 
 
@@ -141,18 +166,7 @@ PATHS: dict[str, Any] = {
         "get": _operation("The latest recorded simulator action id",
                           {"200": _json(_ref("schemas", "Latest"), "The id")}, public=True),
     },
-    "/register": {
-        "post": _operation(
-            "Sign a user up (the same rules and error texts as the web form)",
-            {
-                "204": _ref("responses", "NoContent"),
-                # The web's sign-up form posts to the same path: without a JSON body, that answers.
-                "200": {"description": "Without a JSON content type: the web sign-up form, with its error",
-                        "content": {"text/html": {"schema": {"type": "string"}}}},
-            },
-            body="Registration", public=True,
-        ),
-    },
+    "/register": {"post": _register_operation()},
     "/msgs": {
         "get": _operation("The newest public messages, newest first",
                           {"200": _json(MESSAGES, "The messages")}, paged=True),

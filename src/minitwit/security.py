@@ -1,4 +1,5 @@
-"""Hostile-input middleware: cross-origin refusal, a body cap for every route, security headers.
+"""Hostile-input middleware: unknown hosts, cross-origin refusal, a body cap for every route,
+paths whose encoded slashes stay encoded, security headers.
 
 Both classes are pure ASGI and look at each request's headers once, so the simulator API pays
 a few microseconds for them, not a Starlette ``BaseHTTPMiddleware`` round.
@@ -12,8 +13,9 @@ tests), which no other site can make a victim's browser send, so they pass.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import quote, unquote, unquote_to_bytes
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -22,6 +24,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from minitwit.requests_util import MAX_BODY_BYTES, BodyTooLarge
 
 CROSS_ORIGIN_REFUSED = "Cross-site request refused: this can only be done from the pages of this site"
+UNKNOWN_HOST = "Invalid Host header: this site does not answer to that name"
+# Probes and scrapers name the container, not the site; these pages reflect no Host.
+HOST_EXEMPT_PATHS = frozenset({"/health", "/ready", "/metrics"})
 BODY_TOO_LARGE = f"The request body may have at most {MAX_BODY_BYTES} bytes"
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -66,8 +71,47 @@ def is_cross_origin(sec_fetch_site: bytes | None, origin: bytes | None, host: by
     return not separator or origin_host != host  # "Origin: null" (sandboxed, file:) is refused too
 
 
+def routing_path(raw_path: bytes) -> str:
+    """The path as the router should see it: each segment percent-decoded once, with only the
+    two characters that would change the routing kept escaped (``%`` as %25, ``/`` as %2F).
+
+    uvicorn decodes the whole path, so ``/x%2Ffollow`` (the page of a user named "x/follow")
+    would route as ``/x/follow``, a follow. Routes that take a username decode it back once
+    (UsernameConvertor)."""
+    segments = raw_path.split(b"/")
+    return "/".join(
+        unquote_to_bytes(segment).decode("utf-8", "replace").replace("%", "%25").replace("/", "%2F")
+        for segment in segments
+    )
+
+
+class UsernameConvertor:
+    """``{username:username}``: one path segment, decoded once; ``url_for`` encodes it as one
+    (``%``, ``/``, ``?``, ``#``, space and ``+`` included), so a name cannot forge a link."""
+
+    regex = "[^/]+"
+
+    def convert(self, value: str) -> str:
+        return unquote(value)
+
+    def to_string(self, value: str) -> str:
+        return quote(value, safe="")
+
+
+def host_allowed(host: bytes | None, allowed: frozenset[str]) -> bool:
+    """Whether the Host header (port stripped) names one of ``allowed`` ("*.example.org" too)."""
+    if host is None:
+        return False
+    name = host.decode("latin-1").lower()
+    name = name.partition("]")[0] + "]" if name.startswith("[") else name.partition(":")[0]  # no port
+    if name in allowed:
+        return True
+    return any(pattern.startswith("*.") and name.endswith(pattern[1:]) for pattern in allowed)
+
+
 class RequestGuard:
-    """Refuses cross-origin state changes (403) and bodies over MAX_BODY_BYTES (413).
+    """Refuses unknown hosts (400), cross-origin state changes (403) and bodies over
+    MAX_BODY_BYTES (413), and gives the router a path in which encoded slashes stay encoded.
 
     ``refuse(request, status, message)`` renders the refusal (the app's error page or JSON). A
     declared Content-Length over the cap is refused before the app runs; a body without one
@@ -75,10 +119,12 @@ class RequestGuard:
     which the app's error handler renders.
     """
 
-    def __init__(self, app: ASGIApp, refuse: ErrorRenderer, max_body_bytes: int = MAX_BODY_BYTES) -> None:
+    def __init__(self, app: ASGIApp, refuse: ErrorRenderer, max_body_bytes: int = MAX_BODY_BYTES,
+                 allowed_hosts: Iterable[str] = ()) -> None:
         self.app = app
         self.refuse = refuse
         self.max_body_bytes = max_body_bytes
+        self.allowed_hosts = frozenset(allowed_hosts)  # empty: any host
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -94,6 +140,16 @@ class RequestGuard:
                 host = value
             elif name == b"content-length":
                 content_length = value
+        raw_path = scope.get("raw_path")
+        if raw_path and b"%" in raw_path:  # without one, uvicorn's decoded path is already right
+            scope["path"] = routing_path(raw_path.partition(b"?")[0])
+        if (
+            self.allowed_hosts
+            and scope["path"] not in HOST_EXEMPT_PATHS
+            and not host_allowed(host, self.allowed_hosts)
+        ):
+            await self._refuse(scope, receive, send, 400, UNKNOWN_HOST)
+            return
         browser_says = sec_fetch_site is not None or origin is not None
         if (
             browser_says

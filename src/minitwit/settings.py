@@ -56,16 +56,20 @@ def _is_address_or_network(item: str) -> bool:
 
 @dataclass(frozen=True)
 class ThrottleLimits:
-    """How many failed sign-ins and sign-ups the site takes before refusing more for a while.
+    """How many failed sign-ins and sign-ups the site takes before slowing or refusing more.
 
-    Counted in PostgreSQL, so all replicas share them; 0 turns a limit off. The defaults are far
-    above what a household (one address) or a test suite ever reaches.
+    Counted in PostgreSQL, so all replicas share them; 0 turns a limit off. Failed sign-ins are
+    free up to a count, per (username, address) and per address; past it each failure doubles
+    the wait before the next try (1 s, 2 s, 4 s... up to the maximum); a quiet day forgets them
+    (docs/security.md has the policy). The defaults are far above what a household (one
+    address) or a test suite reaches.
     """
 
-    login_failures_per_user: int = 10  # THROTTLE_LOGIN_FAILURES_PER_USER
-    login_failures_per_address: int = 100  # THROTTLE_LOGIN_FAILURES_PER_ADDRESS
-    login_window_seconds: int = 15 * 60  # THROTTLE_LOGIN_WINDOW_SECONDS
-    signups_per_address: int = 20  # THROTTLE_SIGNUPS_PER_ADDRESS
+    login_free_failures_per_user: int = 5  # THROTTLE_LOGIN_FREE_FAILURES_PER_USER (per address)
+    login_free_failures_per_address: int = 100  # THROTTLE_LOGIN_FREE_FAILURES_PER_ADDRESS
+    login_max_delay_seconds: int = 300  # THROTTLE_LOGIN_MAX_DELAY_SECONDS
+    login_forget_after_seconds: int = 24 * 3600  # THROTTLE_LOGIN_FORGET_AFTER_SECONDS
+    signups_per_address: int = 20  # THROTTLE_SIGNUPS_PER_ADDRESS (web form and anonymous API)
     signup_window_seconds: int = 3600  # THROTTLE_SIGNUP_WINDOW_SECONDS
 
     @classmethod
@@ -157,6 +161,15 @@ class Settings:
     # In-flight requests get this long to finish after SIGTERM; below the orchestrator's grace
     # period (Docker's default: 10 s), so that the pool is closed before a SIGKILL could come.
     shutdown_timeout_seconds: float = 8.0
+    # Host names the site answers to (MINITWIT_ALLOWED_HOSTS, comma-separated; required in
+    # production): another Host header gets 400. Empty: any host (development, tests).
+    allowed_hosts: tuple[str, ...] = ()
+    # Limits on slow and greedy clients (docs/security.md: which layer stops which attack).
+    body_timeout_seconds: float = 10.0  # BODY_TIMEOUT_SECONDS: the whole body, else 408
+    header_timeout_seconds: float = 10.0  # HEADER_TIMEOUT_SECONDS: the request line and headers
+    max_header_bytes: int = 16 * 1024  # MAX_HEADER_BYTES: request line and headers together
+    keep_alive_seconds: int = 5  # KEEP_ALIVE_SECONDS: an idle connection between requests
+    limit_concurrency: int = 1000  # LIMIT_CONCURRENCY: connections per worker, then 503 (0: none)
     # Names of the variables that fell back to a development default (refused in production).
     defaulted: frozenset[str] = frozenset()
 
@@ -194,6 +207,14 @@ class Settings:
             throttle=ThrottleLimits.from_env(env),
             db=DatabaseLimits.from_env(env),
             shutdown_timeout_seconds=_seconds(env, "SHUTDOWN_TIMEOUT_SECONDS", 8.0),
+            allowed_hosts=tuple(
+                host.strip().lower() for host in (get("MINITWIT_ALLOWED_HOSTS") or "").split(",") if host.strip()
+            ),
+            body_timeout_seconds=_int(env, "BODY_TIMEOUT_SECONDS", 10),
+            header_timeout_seconds=_int(env, "HEADER_TIMEOUT_SECONDS", 10),
+            max_header_bytes=_int(env, "MAX_HEADER_BYTES", 16 * 1024),
+            keep_alive_seconds=_int(env, "KEEP_ALIVE_SECONDS", 5),
+            limit_concurrency=_int(env, "LIMIT_CONCURRENCY", 1000),
             defaulted=defaulted,
         )
         settings.check()
@@ -207,11 +228,15 @@ class Settings:
             raise ConfigError("LOG_FORMAT must be json or text")
         if min(vars(self.throttle).values()) < 0:
             raise ConfigError("THROTTLE_* values must be 0 (off) or positive")
-        if not all(_is_address_or_network(item) for item in self.forwarded_allow_ips.split(",")):
-            raise ConfigError("FORWARDED_ALLOW_IPS must list IP addresses or networks (a.b.c.d/nn), comma separated")
         self.db.check()
         if self.shutdown_timeout_seconds <= 0:
             raise ConfigError("SHUTDOWN_TIMEOUT_SECONDS must be positive")
+        if min(self.body_timeout_seconds, self.header_timeout_seconds, self.keep_alive_seconds) <= 0:
+            raise ConfigError("BODY_TIMEOUT_SECONDS, HEADER_TIMEOUT_SECONDS and KEEP_ALIVE_SECONDS must be positive")
+        if self.max_header_bytes < 1024 or self.limit_concurrency < 0:
+            raise ConfigError("MAX_HEADER_BYTES must be at least 1024 and LIMIT_CONCURRENCY 0 (none) or positive")
+        if not all(_is_address_or_network(item) for item in self.forwarded_allow_ips.split(",")):
+            raise ConfigError("FORWARDED_ALLOW_IPS must list IP addresses or networks (a.b.c.d/nn), comma separated")
         if self.log_level not in LOG_LEVELS:
             raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
         if self.production and not self.database_url:
@@ -237,5 +262,7 @@ class Settings:
                 problems.append(f"{name} must be set explicitly")
         if not self.metrics_token:
             problems.append("METRICS_TOKEN is required so that /metrics is not public")
+        if not self.allowed_hosts:
+            problems.append("MINITWIT_ALLOWED_HOSTS is required (the site's host names, comma-separated)")
         if problems:
             raise ConfigError("refusing to start in production mode: " + "; ".join(problems))

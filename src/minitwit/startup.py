@@ -24,8 +24,9 @@ T = TypeVar("T")
 FIRST_DELAY = 0.5  # seconds before the second attempt; doubles up to MAX_DELAY
 MAX_DELAY = 5.0
 ATTEMPT_TIMEOUT = 5  # seconds: libpq's connect_timeout for one attempt
-# Conditions that waiting cannot cure: the message of the failure says what to fix.
-HOPELESS = ("password authentication failed", "no pg_hba.conf entry", "role \"")
+# Conditions that waiting cannot cure: the message of the failure says what to fix. A missing
+# database is one: PostgreSQL's images create it before they listen on TCP.
+HOPELESS = ("password authentication failed", "no pg_hba.conf entry", "does not exist")
 
 
 class StartupError(RuntimeError):

@@ -6,6 +6,7 @@ import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
+from jinja2 import pass_context
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.templating import Jinja2Templates
@@ -35,7 +36,15 @@ def pop_flashes(request: Request) -> list[str]:
     return list(request.session.pop(FLASHES, []))
 
 
+@pass_context
+def url_for(context: dict[str, Any], name: str, /, **path_params: Any) -> str:
+    """The path of a route, never an absolute URL: links must not carry the request's Host
+    header, which a client chooses. Usernames are encoded as one segment (UsernameConvertor)."""
+    return str(context["request"].app.url_path_for(name, **path_params))
+
+
 templates = Jinja2Templates(directory=str(TEMPLATES_DIR))  # autoescapes .html
+templates.env.globals["url_for"] = url_for
 templates.env.filters["datetimeformat"] = datetimeformat
 templates.env.filters["gravatar"] = gravatar
 

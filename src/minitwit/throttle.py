@@ -1,11 +1,15 @@
 """Throttling of sign-ins and sign-ups, counted in PostgreSQL so that every replica agrees.
 
-Each attempt takes a hit from a fixed window (sql/throttle.sql) *before* any password is checked,
-so a burst of parallel guesses cannot slip past the count; the hit is given back when the attempt
-turns out fine. A failed sign-in therefore costs one hit for the username and one for the client
-address; a successful one clears the username's count and gives the address its hit back, so
-signing in is never slowed by a throttle. A sign-up costs its address one hit when it succeeds.
-The simulator API has its own credential and is not throttled.
+Sign-ins slow down, they are never banned (OWASP's authentication and credential-stuffing
+cheat sheets; docs/security.md has the policy). Failures are counted per (username, address)
+and per address. The first few of each are free; past them, each failure doubles the wait
+before the next try from there, up to a maximum, and a day without failures forgets them. The
+owner signing in from an address that has not been failing is never refused or slowed: a
+guesser elsewhere only slows themselves. A correct password clears its (username, address).
+
+Sign-ups keep a fixed window per address (sql/throttle.sql): each attempt takes a hit before
+the password is hashed and gets it back when refused as invalid. The simulator signs up with
+its credential and is not throttled.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from minitwit.db import Session
 from minitwit.errors import InvalidInput, MiniTwitError
 from minitwit.models import User
 from minitwit.settings import ThrottleLimits
+from minitwit.usernames import username_key
 from minitwit.validation import can_be_username
 
 PRUNE_EVERY = 500  # hits per process between two prunes of windows long past
@@ -44,14 +49,32 @@ class Limit:
     refusal: str  # completed with "; try again in N minutes"
 
 
-def login_user_limit(limits: ThrottleLimits) -> Limit:
-    return Limit("login-user", limits.login_failures_per_user, limits.login_window_seconds,
-                 "Too many failed sign-in attempts for this username")
+@dataclass(frozen=True)
+class Delays:
+    """Growing delays for one scope of failed sign-ins (sql/throttle.sql: login_wait)."""
+
+    scope: str
+    free_failures: int
+    max_delay_seconds: int
+    forget_after_seconds: int
+    refusal: str  # completed with "; try again in N seconds"
+
+    @property
+    def active(self) -> bool:
+        return self.free_failures > 0 and self.max_delay_seconds > 0
+
+    def values(self, key: str) -> dict[str, object]:
+        return {"scope": self.scope, "key": key, "forget_after_seconds": self.forget_after_seconds}
 
 
-def login_address_limit(limits: ThrottleLimits) -> Limit:
-    return Limit("login-address", limits.login_failures_per_address, limits.login_window_seconds,
-                 "Too many failed sign-in attempts from your network")
+def login_user_delays(limits: ThrottleLimits) -> Delays:
+    return Delays("login-user", limits.login_free_failures_per_user, limits.login_max_delay_seconds,
+                  limits.login_forget_after_seconds, "Too many failed sign-in attempts for this username")
+
+
+def login_address_delays(limits: ThrottleLimits) -> Delays:
+    return Delays("login-address", limits.login_free_failures_per_address, limits.login_max_delay_seconds,
+                  limits.login_forget_after_seconds, "Too many failed sign-in attempts from your network")
 
 
 def signup_address_limit(limits: ThrottleLimits) -> Limit:
@@ -103,21 +126,47 @@ async def give_back(db: Session, limit: Limit, key: str) -> None:
         await db.execute("throttle_give_back", scope=limit.scope, key=key)
 
 
-async def forget(db: Session, limit: Limit, key: str) -> None:
-    if _active(limit):
-        await db.execute("throttle_forget", scope=limit.scope, key=key)
+async def wait(db: Session, delays: Delays, key: str) -> None:
+    """TooManyAttempts while ``key`` must still wait after its failures; else goes ahead."""
+    if not delays.active:
+        return
+    seconds = await db.fetch_value("login_wait", free_failures=delays.free_failures,
+                                   max_delay_seconds=delays.max_delay_seconds, **delays.values(key))
+    if seconds:
+        raise TooManyAttempts(f"{delays.refusal}; try again in {seconds} second{'s' if seconds != 1 else ''}",
+                              int(seconds))
+
+
+async def failed(db: Session, delays: Delays, key: str) -> None:
+    global _hits_since_prune
+    if not delays.active:
+        return
+    await db.execute("login_failed", **delays.values(key))
+    _hits_since_prune += 1
+    if _hits_since_prune >= PRUNE_EVERY:
+        _hits_since_prune = 0
+        older_than = max(PRUNE_AFTER_SECONDS, delays.forget_after_seconds)
+        await db.execute("login_throttle_prune", older_than_seconds=older_than)
 
 
 async def sign_in(db: Session, limits: ThrottleLimits, username: str, password: str, address: str) -> User:
-    """accounts.authenticate, refused with TooManyAttempts after too many failures."""
-    by_user, by_address = login_user_limit(limits), login_address_limit(limits)
+    """accounts.authenticate, refused with TooManyAttempts while a failing key must wait."""
+    by_user, by_address = login_user_delays(limits), login_address_delays(limits)
     address = address_key(address)
-    await take(db, by_address, address)
-    if can_be_username(username):  # no account has any other name: nothing to guard
-        await take(db, by_user, username)
-    user = await accounts.authenticate(db, username, password)  # InvalidInput: the hits stay
-    await forget(db, by_user, username)
-    await give_back(db, by_address, address)
+    # The username by its comparison key, so "Alice" and "ALICE" are one count.
+    user_key = f"{address} {username_key(username)}" if can_be_username(username) else None
+    await wait(db, by_address, address)
+    if user_key is not None:
+        await wait(db, by_user, user_key)
+    try:
+        user = await accounts.authenticate(db, username, password)
+    except InvalidInput:
+        await failed(db, by_address, address)
+        if user_key is not None:
+            await failed(db, by_user, user_key)
+        raise
+    if user_key is not None and by_user.active:
+        await db.execute("login_succeeded", scope=by_user.scope, key=user_key)
     return user
 
 

@@ -47,9 +47,11 @@ def validate_registration(
     username: str, email: str, password: str, password2: str | None = None
 ) -> str | None:
     """The first problem with a sign-up, in the order the original MiniTwit checks them."""
-    error = validate_username(username) or validate_email(email)
-    if error:
-        return error
+    return validate_username(username) or validate_email(email) or validate_password(password, password2)
+
+
+def validate_password(password: str, password2: str | None = None) -> str | None:
+    """The problem with a new password (sign-up or change), if any."""
     if not password:
         return "You have to enter a password"
     if len(password) > MAX_PASSWORD_LENGTH:

@@ -9,32 +9,41 @@ import asyncpg
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from minitwit import accounts, follows, throttle, timelines
+from minitwit import accounts, follows, sessions, throttle, timelines
 from minitwit.db import Session
 from minitwit.errors import InvalidInput, NotSignedIn
 from minitwit.models import User
-from minitwit.requests_util import query_int
+from minitwit.requests_util import client_address, query_int, read_body
 from minitwit.templating import flash, render
 from minitwit.throttle import TooManyAttempts
 
 WebHandler = Callable[[Request, Session], Awaitable[Response]]
 
 
-def current_user(request: Request) -> User | None:
-    """The signed-in user, from the signed session cookie (no database round trip)."""
-    session = request.session
-    if "user_id" not in session:
+SESSION_TOKEN = "sid"  # noqa: S105  # nosec B105 - the session key that holds the token, not a secret
+
+
+async def current_user(request: Request, db: Session) -> User | None:
+    """The signed-in user: the session cookie's token, looked up on the server (one indexed
+    lookup, only when the cookie has a token), so that a session ended there is anonymous."""
+    token = request.session.get(SESSION_TOKEN)
+    if not isinstance(token, str):
         return None
-    return User(int(session["user_id"]), str(session.get("username", "")), "")
+    user = await sessions.user_of(db, token)
+    if user is None:  # signed out elsewhere, password changed, or expired
+        request.session.pop(SESSION_TOKEN, None)
+    return user
 
 
 def page(handler: WebHandler) -> Callable[[Request], Awaitable[Response]]:
-    """Runs a web handler on one pooled connection, with the signed-in user in the scope."""
+    """Runs a web handler on one pooled connection, with the signed-in user in the scope. The
+    body is read first (within the time limit), so a slow client never holds a connection."""
 
     @wraps(handler)
     async def endpoint(request: Request) -> Response:
-        request.scope["minitwit.user"] = current_user(request)
+        await read_body(request, request.app.state.settings.body_timeout_seconds)
         async with request.app.state.db.session() as db:
+            request.scope["minitwit.user"] = await current_user(request, db)
             return await handler(request, db)
 
     return endpoint
@@ -47,11 +56,6 @@ def signed_in(request: Request) -> User:
     return user
 
 
-def client_address(request: Request) -> str:
-    """The peer's address; behind a proxy, uvicorn's --proxy-headers puts the real one here."""
-    return request.client.host if request.client else ""
-
-
 def refused_page(request: Request, template: str, problem: TooManyAttempts, **context: str) -> Response:
     response = render(request, template, status_code=problem.status_code, error=problem.message, **context)
     response.headers["Retry-After"] = str(problem.retry_after)
@@ -59,7 +63,8 @@ def refused_page(request: Request, template: str, problem: TooManyAttempts, **co
 
 
 def redirect(request: Request, route: str, **params: str) -> Response:
-    return RedirectResponse(request.url_for(route, **params), status_code=302)
+    """A redirect to a path of this site: relative, so the Host header is never reflected."""
+    return RedirectResponse(str(request.app.url_path_for(route, **params)), status_code=302)
 
 
 async def form(request: Request) -> dict[str, str]:
@@ -149,7 +154,7 @@ async def login(request: Request, db: Session) -> Response:
             error = problem.message
         else:
             request.session.clear()
-            request.session.update({"user_id": user.user_id, "username": user.username})
+            request.session[SESSION_TOKEN] = await sessions.start(db, user.user_id)
             flash(request, "You were logged in")
             return redirect(request, "timeline")
     return render(request, "login.html", error=error, username=fields.get("username", ""))
@@ -186,8 +191,12 @@ async def register(request: Request, db: Session) -> Response:
     )
 
 
-async def logout(request: Request) -> Response:
-    """Signs the user out."""
+@page
+async def logout(request: Request, db: Session) -> Response:
+    """Signs the user out, ending the session on the server too."""
+    token = request.session.get(SESSION_TOKEN)
+    if isinstance(token, str):
+        await sessions.end(db, token)
     request.session.clear()
     flash(request, "You were logged out")
     return redirect(request, "public_timeline")
