@@ -32,7 +32,7 @@ import requests
 import urllib3
 from edge_helpers import Edge, Replica, StubDns, caddy_binary, caddy_version, same_port_on
 from fixtures import embedded_data_dir, scratch_database, sql
-from requests.adapters import HTTPAdapter
+from security_helpers import client_from
 from test_scenario_replay import (
     HEADERS,
     SCENARIO,
@@ -242,25 +242,6 @@ def test_grafana_has_its_own_host_name_behind_the_same_edge(stack: EdgeStack) ->
 # --- the client's own address, never the proxy's, never a forged one ----------------------------
 
 
-class FromAddress(HTTPAdapter):
-    """Connections from a chosen local address: one loopback alias per pretend client."""
-
-    def __init__(self, address: str) -> None:
-        self.address = address
-        super().__init__()
-
-    def init_poolmanager(self, *args: object, **kwargs: object) -> None:
-        kwargs["source_address"] = (self.address, 0)
-        super().init_poolmanager(*args, **kwargs)  # type: ignore[arg-type]
-
-
-def client(address: str) -> requests.Session:
-    session = requests.Session()
-    session.mount("http://", FromAddress(address))
-    session.mount("https://", FromAddress(address))
-    return session
-
-
 def failed_sign_in(session: requests.Session, url: str, **headers: str) -> int:
     return session.post(url + "/login", data={"username": "nobody", "password": "wrong"}, headers=headers,
                         timeout=10, verify=session.verify).status_code  # over REQUESTS_CA_BUNDLE
@@ -279,7 +260,7 @@ def lengthen_the_wait(database_url: str) -> None:
 
 def test_sign_in_throttling_counts_the_client_behind_the_edge(stack: EdgeStack) -> None:
     sql(stack.database_url, "DELETE FROM login_throttle")
-    edge, alice = stack.edge.https, client("127.0.0.7")
+    edge, alice = stack.edge.https, client_from("127.0.0.7")
     alice.verify = stack.verify
     for _ in range(LOGIN_FAILURES_PER_ADDRESS):
         assert failed_sign_in(alice, edge) == 200
@@ -289,7 +270,7 @@ def test_sign_in_throttling_counts_the_client_behind_the_edge(stack: EdgeStack) 
 
     # Another client behind the same proxy is not: the proxy's address is never the key, and a
     # forged X-Forwarded-For is replaced by the edge with the address it saw.
-    bob = client("127.0.0.8")
+    bob = client_from("127.0.0.8")
     bob.verify = stack.verify
     assert failed_sign_in(bob, edge) == 200
     assert failed_sign_in(bob, edge, **{"X-Forwarded-For": "127.0.0.9"}) == 200
@@ -299,7 +280,7 @@ def test_sign_in_throttling_counts_the_client_behind_the_edge(stack: EdgeStack) 
 
 def test_a_forged_forwarded_header_sent_straight_to_a_replica_is_ignored(stack: EdgeStack) -> None:
     sql(stack.database_url, "DELETE FROM login_throttle")
-    mallory = client("127.0.0.9")
+    mallory = client_from("127.0.0.9")
     for _ in range(LOGIN_FAILURES_PER_ADDRESS):
         failed_sign_in(mallory, stack.replicas[0].url, **{"X-Forwarded-For": "203.0.113.7"})
     assert address_hits(stack.database_url) == {"127.0.0.9": LOGIN_FAILURES_PER_ADDRESS}

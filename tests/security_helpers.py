@@ -56,6 +56,7 @@ class FromAddress(requests.adapters.HTTPAdapter):
 def client_from(address: str) -> requests.Session:
     session = requests.Session()
     session.mount("http://", FromAddress(address))
+    session.mount("https://", FromAddress(address))  # through the edge (sim_tests/test_edge.py)
     return session
 
 
