@@ -21,11 +21,12 @@ SELECT EXISTS (
       AND followed_id = :followed_id
 );
 
--- name: followed_usernames_by_name
--- The usernames :username follows, oldest follow first, at most :limit (the API: the user lookup
--- and the list in one round trip). No row when there is no such user; one row
--- with a NULL username when they follow nobody.
-SELECT f.username
+-- name: followed_usernames_json_by_name
+-- The usernames :username follows, oldest follow first, at most :limit, as a JSON array written
+-- here (the API: the user lookup and the list in one round trip, one text value to the app).
+-- No row when there is no such user; '[]' when they follow nobody.
+SELECT coalesce(json_agg(f.username ORDER BY f.created_at, f.username)
+                FILTER (WHERE f.username IS NOT NULL), '[]')::text AS usernames
 FROM users AS u
 LEFT JOIN LATERAL (
     SELECT w.username, x.created_at
@@ -36,4 +37,4 @@ LEFT JOIN LATERAL (
     LIMIT :limit
 ) AS f ON true
 WHERE u.username = :username
-ORDER BY f.created_at, f.username;
+GROUP BY u.user_id;

@@ -37,11 +37,35 @@ WHERE m.author_id = :author_id
 ORDER BY m.pub_date DESC, m.message_id DESC
 LIMIT :limit;
 
--- name: user_timeline_by_name
--- One author's newest messages, the author given by name (the API: one round trip instead of a
--- user lookup and user_timeline). No row when there is no such user; one row with NULL message
--- columns when they have no message to show.
-SELECT m.message_id, m.text, m.pub_date, u.username, u.email
+-- name: public_timeline_json
+-- The API's public timeline: everybody's newest :limit messages as its JSON array, written here
+-- ([{"content", "pub_date", "user"}], newest first; pub_date as ISO 8601 in UTC to the second).
+-- Aggregated by PostgreSQL, the page reaches the app as one text value: no rows to decode and
+-- no objects to build per message (docs/performance.md). messages_public_timeline_idx.
+SELECT coalesce(json_agg(json_build_object(
+           'content', m.text,
+           'pub_date', to_char(m.pub_date AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"+00:00"'),
+           'user', u.username)
+       ORDER BY m.pub_date DESC, m.message_id DESC), '[]')::text AS messages
+FROM (
+    SELECT x.message_id, x.author_id, x.text, x.pub_date
+    FROM messages AS x
+    WHERE NOT x.flagged
+    ORDER BY x.pub_date DESC, x.message_id DESC
+    LIMIT :limit
+) AS m
+JOIN users AS u ON u.user_id = m.author_id;
+
+-- name: user_timeline_json_by_name
+-- The API's user timeline: one author's newest :limit messages, the author given by name, as
+-- the JSON array of public_timeline_json (the user lookup and the page in one round trip).
+-- No row when there is no such user; '[]' when they have no message to show.
+SELECT coalesce(json_agg(json_build_object(
+           'content', m.text,
+           'pub_date', to_char(m.pub_date AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"+00:00"'),
+           'user', u.username)
+       ORDER BY m.pub_date DESC, m.message_id DESC) FILTER (WHERE m.message_id IS NOT NULL), '[]')::text
+       AS messages
 FROM users AS u
 LEFT JOIN LATERAL (
     SELECT x.message_id, x.text, x.pub_date
@@ -52,7 +76,7 @@ LEFT JOIN LATERAL (
     LIMIT :limit
 ) AS m ON true
 WHERE u.username = :username
-ORDER BY m.pub_date DESC, m.message_id DESC;
+GROUP BY u.user_id;
 
 -- name: home_timeline
 -- A user's own messages and those of everyone they follow, newest first. Each author's newest

@@ -71,6 +71,34 @@ def test_message_json_shape(server: LiveServer) -> None:
     assert message["pub_date"].endswith("+00:00") and message["pub_date"][10] == "T"
 
 
+TRICKY_TEXTS = ['quote " backslash \\ slash / </script>', "lines\nand\ttabs\r", "æøå ü 漢字 \U0001f600 \u2028",
+                "{\"not\": [\"json\"]}", "'single' %s :limit $1"]
+
+
+def test_the_lists_postgresql_writes_are_the_json_python_would_write(server: LiveServer) -> None:
+    """/msgs, /msgs/<u> and /fllws/<u> come as JSON written by PostgreSQL (sql/messages.sql):
+    the same values as orjson writes from the rows, pub_date to the second in UTC."""
+    import orjson
+
+    api_register(server, "w\u00e9ird \"name\"")
+    api_register(server, "other")
+    for text in TRICKY_TEXTS:
+        assert tweet(server, "w\u00e9ird \"name\"", text).status_code == 204
+    sql(server.database_url, "UPDATE messages SET pub_date = pub_date + interval '0.987654 seconds'")
+    rows = sql(server.database_url, "SELECT m.text, m.pub_date, u.username FROM messages m JOIN users u "
+               "ON u.user_id = m.author_id ORDER BY m.pub_date DESC, m.message_id DESC")
+    expected = orjson.loads(orjson.dumps([{"content": t, "pub_date": d, "user": u} for t, d, u in rows],
+                                         option=orjson.OPT_OMIT_MICROSECONDS))
+    assert server.get("/msgs", headers=HEADERS).json() == expected
+    assert server.get("/msgs/w%C3%A9ird%20%22name%22", headers=HEADERS).json() == expected
+    assert server.get("/msgs/other", headers=HEADERS).json() == []
+    assert follow(server, "other", {"follow": "w\u00e9ird \"name\""}).status_code == 204
+    assert server.get("/fllws/other", headers=HEADERS).json() == {"follows": ["w\u00e9ird \"name\""]}
+    assert server.get("/fllws/w%C3%A9ird%20%22name%22", headers=HEADERS).json() == {"follows": []}
+    for path in ("/msgs", "/msgs/other", "/fllws/other"):
+        assert server.get(path, headers=HEADERS).headers["content-type"] == "application/json"
+
+
 def test_messages_are_newest_first_and_limited(server: LiveServer) -> None:
     api_register(server, "u")
     for number in range(5):

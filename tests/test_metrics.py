@@ -208,3 +208,21 @@ def test_after_a_simulator_replay_metrics_match_the_database(server: LiveServer)
     assert label_values(samples, "route") <= TEMPLATES
     labels = {v for _, lbls, _ in samples for v in lbls.values()}
     assert not labels & usernames and not labels & {quote(u) for u in usernames}
+
+
+def test_buckets_count_as_aioprometheus_does() -> None:
+    """The bisecting histogram publishes exactly what aioprometheus's own observe would have."""
+    import random
+
+    from aioprometheus.histogram import Histogram as AioBuckets
+
+    from minitwit.observability.metrics import HTTP_BUCKETS, Buckets
+
+    ours, theirs = Buckets(*HTTP_BUCKETS), AioBuckets(*HTTP_BUCKETS)
+    values = [0.0, 0.005, 0.0050001, 0.3, 5.0, 7.5, *(random.Random(4).expovariate(20) for _ in range(2000))]
+    for value in values:
+        ours.observe(value)
+        theirs.observe(value)
+    ours.publish()
+    assert ours.buckets == theirs.buckets
+    assert (ours.observations, ours.sum) == (theirs.observations, theirs.sum)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,8 @@ def test_every_project_query_loads_with_its_comment() -> None:
     queries = load_queries(SQL_DIR)
     assert {"public_timeline", "user_timeline", "home_timeline", "record_latest", "create_user"} <= set(queries)
     for query in queries.values():
-        assert query.doc and query.sql and ":" not in query.positional_sql.replace("::", "")
+        outside_literals = re.sub(r"'[^']*'", "''", query.positional_sql)  # to_char's 'HH24:MI:SS' is no parameter
+        assert query.doc and query.sql and ":" not in outside_literals.replace("::", "")
 
 
 def test_parameters_become_positional_in_first_use_order() -> None:

@@ -85,7 +85,8 @@ def cases(connection: psycopg.Connection) -> list[tuple[str, dict[str, object]]]
         ("public_timeline", {"before_id": None, "limit": 100}),
         ("user_timeline", {"author_id": author, "before_id": None, "limit": 30}),
         ("user_timeline", {"author_id": author, "before_id": author_cursor, "limit": 30}),
-        ("user_timeline_by_name", {"username": "bench7", "limit": 100}),
+        ("public_timeline_json", {"limit": 100}),
+        ("user_timeline_json_by_name", {"username": "bench7", "limit": 100}),
         ("home_timeline", {"user_id": home, "before_id": None, "limit": 30}),
         ("home_timeline", {"user_id": home, "before_id": home_cursor, "limit": 30}),
     ]

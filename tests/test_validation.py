@@ -50,3 +50,16 @@ def test_registration_refuses_oversized_email_and_password() -> None:
 )
 def test_message_rules(text: str, ok: bool) -> None:
     assert (validate_message(text) is None) is ok
+
+
+@pytest.mark.parametrize("query", [b"", b"latest=5", b"latest=5&no=100", b"no=1&latest=2&latest=3", b"latest",
+                                   b"latest=", b"latestx=4", b"xlatest=4", b"a=1&&latest=7&", b"latest=%31",
+                                   b"latest=1+2", b"latest=1;no=2", b"latest=\xff"])
+def test_query_value_reads_as_starlette_does(query: bytes) -> None:
+    from starlette.requests import Request
+
+    from minitwit.requests_util import query_value
+
+    request = Request({"type": "http", "query_string": query, "headers": []})
+    for name in ("latest", "no"):
+        assert query_value(request, name) == request.query_params.get(name)

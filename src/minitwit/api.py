@@ -15,7 +15,6 @@ from starlette.responses import JSONResponse, Response
 from minitwit import accounts, follows, simulator, throttle, timelines
 from minitwit.db import Session
 from minitwit.errors import DatabaseUnavailable, InvalidInput, MiniTwitError, NotAuthorized
-from minitwit.models import Message
 from minitwit.requests_util import client_address, query_int, read_body, read_json_object, text_field
 
 NOT_AUTHORIZED = "You are not authorized to use this resource!"
@@ -41,14 +40,14 @@ class SimulatorCredential:
         return hmac.compare_digest(given, self._expected)
 
 
-def message_json(message: Message) -> dict[str, object]:
-    # asyncpg gives timestamptz as UTC datetimes; ApiJSONResponse writes "...T05:19:00+00:00".
-    return {"content": message.text, "pub_date": message.pub_date, "user": message.username}
+def json_text_response(text: str) -> Response:
+    """A JSON body that PostgreSQL has already written (the API's lists: sql/messages.sql)."""
+    return Response(text.encode(), media_type="application/json")
 
 
 class ApiJSONResponse(JSONResponse):
-    """JSON through orjson: about ten times faster than json.dumps on a page of messages, and
-    it writes datetimes as ISO-8601 itself."""
+    """JSON through orjson, several times faster than json.dumps (the API's small objects;
+    its lists come written by PostgreSQL, json_text_response)."""
 
     def render(self, content: object) -> bytes:
         return orjson.dumps(content, option=orjson.OPT_OMIT_MICROSECONDS)
@@ -128,16 +127,16 @@ async def register(request: Request, db: Session, latest: int | None) -> Respons
 @simulator_endpoint("read_msgs")
 async def messages(request: Request, db: Session, latest: int | None) -> Response:
     """The newest public messages."""
-    timeline = await timelines.public_timeline(db, limit=query_int(request, "no", DEFAULT_NO) or 0)
-    return ApiJSONResponse([message_json(m) for m in timeline.messages])
+    limit = query_int(request, "no", DEFAULT_NO) or 0
+    return json_text_response(await timelines.public_timeline_json(db, limit=limit))
 
 
 @simulator_endpoint("read_msgs_user")
 async def user_messages(request: Request, db: Session, latest: int | None) -> Response:
     """A user's newest messages."""
     limit = query_int(request, "no", DEFAULT_NO) or 0
-    timeline = await timelines.user_timeline_by_name(db, request.path_params["username"], limit=limit)
-    return ApiJSONResponse([message_json(m) for m in timeline.messages])
+    return json_text_response(
+        await timelines.user_timeline_json_by_name(db, request.path_params["username"], limit=limit))
 
 
 @simulator_endpoint("tweet", records_latest=True)
@@ -152,8 +151,8 @@ async def post_message(request: Request, db: Session, latest: int | None) -> Res
 async def followed(request: Request, db: Session, latest: int | None) -> Response:
     """Whom the user follows."""
     limit = query_int(request, "no", DEFAULT_NO) or 0
-    names = await follows.followed_usernames_by_name(db, request.path_params["username"], limit=limit)
-    return ApiJSONResponse({"follows": names})
+    names = await follows.followed_usernames_json_by_name(db, request.path_params["username"], limit=limit)
+    return json_text_response('{"follows": ' + names + "}")
 
 
 @simulator_endpoint("follow", records_latest=True)

@@ -27,7 +27,6 @@ import contextlib
 import socket
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
@@ -139,6 +138,42 @@ def enable_keepalive(connection: Any, limits: DatabaseLimits) -> None:
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, limits.keepalive_count)
 
 
+class SessionScope:
+    """The context manager behind ``Database.session``. A plain class rather than an
+    ``asynccontextmanager`` with an exit stack: every request enters one, and the generator
+    machinery cost more than the rest of taking a connection (docs/performance.md)."""
+
+    __slots__ = ("_database", "_connection")
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+        self._connection: databases.core.Connection | None = None
+
+    async def __aenter__(self) -> Session:
+        database = self._database
+        connection = database._database.connection()
+        try:
+            async with asyncio.timeout(database._acquire_timeout):
+                await connection.__aenter__()
+        except TimeoutError as error:
+            raise DatabaseUnavailable("pool_timeout", "no connection within the acquire timeout") from error
+        except UNAVAILABLE as error:  # opening a new connection
+            raise unavailable(error) from error
+        self._connection = connection
+        return Session(connection, database.queries, database.observe)
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                        trace: Any) -> bool:
+        assert self._connection is not None
+        try:
+            await self._connection.__aexit__(kind, error, trace)  # release (ROLLBACK if a transaction is open)
+        except UNAVAILABLE as failure:
+            raise unavailable(failure) from failure
+        if isinstance(error, UNAVAILABLE):  # failed under the block, outside Session's queries (BEGIN, COMMIT)
+            raise unavailable(error) from error
+        return False
+
+
 class Database:
     """The application's pool and its named queries, loaded once at start-up.
 
@@ -214,20 +249,11 @@ class Database:
             if pool is not None:
                 pool.terminate()
 
-    @asynccontextmanager
-    async def session(self) -> AsyncIterator[Session]:
-        """One pooled connection for the block; DatabaseUnavailable when there is none to have
-        within the acquire timeout, or when the database fails under the block."""
-        try:
-            async with contextlib.AsyncExitStack() as stack:
-                try:
-                    async with asyncio.timeout(self._acquire_timeout):
-                        connection = await stack.enter_async_context(self._database.connection())
-                except TimeoutError as error:
-                    raise DatabaseUnavailable("pool_timeout", "no connection within the acquire timeout") from error
-                yield Session(connection, self.queries, self.observe)
-        except UNAVAILABLE as error:  # opening a connection, BEGIN/COMMIT, release
-            raise unavailable(error) from error
+    def session(self) -> SessionScope:
+        """``async with database.session() as db``: one pooled connection for the block;
+        DatabaseUnavailable when there is none to have within the acquire timeout, or when the
+        database fails under the block."""
+        return SessionScope(self)
 
     def pool_stats(self) -> tuple[int, int]:
         """(connections open, connections in use) of the asyncpg pool, for metrics."""

@@ -28,10 +28,11 @@ async def is_following(db: Session, follower_id: int, followed_id: int) -> bool:
     return bool(await db.fetch_value("is_following", follower_id=follower_id, followed_id=followed_id))
 
 
-async def followed_usernames_by_name(db: Session, username: str, *, limit: int = 100) -> list[str]:
-    """Whom ``username`` follows; UnknownUser when there is no such user."""
+async def followed_usernames_json_by_name(db: Session, username: str, *, limit: int = 100) -> str:
+    """Whom ``username`` follows, as a JSON array of usernames that PostgreSQL writes;
+    UnknownUser when there is no such user."""
     require_possible_username(username)
-    rows = await db.fetch_all("followed_usernames_by_name", username=username, limit=clamp_limit(limit))
-    if not rows:
+    usernames = await db.fetch_value("followed_usernames_json_by_name", username=username, limit=clamp_limit(limit))
+    if usernames is None:
         raise UnknownUser(username)
-    return [row["username"] for row in rows if row["username"] is not None]
+    return str(usernames)

@@ -1,8 +1,8 @@
 """Hostile-input middleware: unknown hosts, cross-origin refusal, a body cap for every route,
-paths whose encoded slashes stay encoded, security headers.
+paths whose encoded slashes stay encoded, and the security headers of every response.
 
-Both classes are pure ASGI and look at each request's headers once, so the simulator API pays
-a few microseconds for them, not a Starlette ``BaseHTTPMiddleware`` round.
+RequestGuard is pure ASGI and looks at each request's headers once, so the simulator API pays
+a few microseconds for it, not a Starlette ``BaseHTTPMiddleware`` round.
 
 Cross-origin protection works without tokens, like Go's ``net/http.CrossOriginProtection``: a
 browser tells us where a request comes from (``Sec-Fetch-Site``, else ``Origin``), and a
@@ -14,7 +14,6 @@ tests), which no other site can make a victim's browser send, so they pass.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
 from urllib.parse import quote, unquote, unquote_to_bytes
 
 from starlette.requests import Request
@@ -49,7 +48,6 @@ HTML_RESPONSE_HEADERS = [
     (b"x-frame-options", b"DENY"),  # frame-ancestors for browsers that predate CSP 2
     (b"cross-origin-opener-policy", b"same-origin"),
 ]
-HTML_HEADERS = {name.decode(): value.decode() for name, value in HTML_RESPONSE_HEADERS}
 
 ErrorRenderer = Callable[[Request, int, str], Response]
 
@@ -184,28 +182,11 @@ class RequestGuard:
         await response(scope, receive, send)
 
 
-class SecurityHeaders:
-    """Adds ``nosniff`` to every response, and CSP, Referrer-Policy and framing rules to HTML."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers: list[Any] = list(message.get("headers", ()))
-                html = any(name == b"content-type" and value.startswith(b"text/html") for name, value in headers)
-                message["headers"] = headers + (HTML_RESPONSE_HEADERS if html else ALL_RESPONSE_HEADERS)
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
-
-
-def add_html_headers(response: Response) -> Response:
-    """The same headers for a page rendered outside the middleware (Starlette's 500 handler)."""
-    response.headers.update(HTML_HEADERS)
-    return response
+def security_headers(response_headers: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The headers to add to a response: ``nosniff`` for every one, and CSP, Referrer-Policy and
+    framing rules for HTML. Pre-rendered lists; the request observer (observability.middleware)
+    adds them in the one ``send`` wrapper it already has, the 500 page included."""
+    for name, value in response_headers:
+        if name == b"content-type":
+            return HTML_RESPONSE_HEADERS if value.startswith(b"text/html") else ALL_RESPONSE_HEADERS
+    return ALL_RESPONSE_HEADERS

@@ -37,13 +37,20 @@ async def user_timeline(
     return _page(rows, limit)
 
 
-async def user_timeline_by_name(db: Session, username: str, *, limit: int = PAGE_SIZE) -> Timeline:
-    """One author's messages, the author given by name; UnknownUser when there is none."""
+async def public_timeline_json(db: Session, *, limit: int) -> str:
+    """Everybody's newest messages as the API renders them, a JSON array that PostgreSQL writes
+    (sql/messages.sql: the same messages and order as ``public_timeline``)."""
+    return str(await db.fetch_value("public_timeline_json", limit=clamp_limit(limit)))
+
+
+async def user_timeline_json_by_name(db: Session, username: str, *, limit: int) -> str:
+    """One author's newest messages as the API's JSON array, the author given by name;
+    UnknownUser when there is none."""
     require_possible_username(username)
-    rows = await db.fetch_all("user_timeline_by_name", username=username, limit=clamp_limit(limit))
-    if not rows:
+    messages = await db.fetch_value("user_timeline_json_by_name", username=username, limit=clamp_limit(limit))
+    if messages is None:
         raise UnknownUser(username)
-    return _page([row for row in rows if row["message_id"] is not None], limit)
+    return str(messages)
 
 
 async def home_timeline(

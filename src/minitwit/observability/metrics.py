@@ -8,10 +8,11 @@ together with the gauges read at that moment (business totals, pool, process).
 from __future__ import annotations
 
 import hmac
+from bisect import bisect_left
 
 import psutil
 from aioprometheus import Counter, Gauge, Histogram, Registry, render
-from aioprometheus.histogram import Histogram as Buckets
+from aioprometheus.histogram import Histogram as AioBuckets
 from loguru import logger
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -52,6 +53,29 @@ def outcome(status: int) -> str:
     if status in (401, 403):
         return "unauthorized"
     return "client_error" if status < 500 else "server_error"
+
+
+class Buckets(AioBuckets):
+    """One histogram series (aioprometheus's value object, which the collector renders), observed
+    in one bisect and one list increment. aioprometheus's own ``observe`` adds 1 to every bucket
+    at or above the value (17 dict writes per request); the cumulative counts are written into
+    ``buckets`` at scrape time instead (``publish``)."""
+
+    def __init__(self, *bounds: float) -> None:
+        super().__init__(*bounds)
+        self._bounds = list(self.buckets)  # ascending, +Inf last
+        self._counts = [0] * len(self._bounds)  # per bucket, not cumulative
+
+    def observe(self, value: float) -> None:
+        self._counts[bisect_left(self._bounds, value)] += 1  # the first bound >= value
+        self.sum += value
+        self.observations += 1
+
+    def publish(self) -> None:
+        total = 0
+        for bound, count in zip(self._bounds, self._counts):
+            total += count
+            self.buckets[bound] = total
 
 
 class Metrics:
@@ -133,6 +157,8 @@ class Metrics:
             self.requests.set({"route": route, "method": method, "status": str(status)}, count)
         for (action, result), count in list(self._action_counts.items()):
             self.actions.set({"action": action, "outcome": result}, count)
+        for series in [*self._latencies.values(), *self._query_latencies.values()]:
+            series.publish()
         self.in_flight_gauge.set({}, self.in_flight)
         size, in_use = database.pool_stats()
         self.pool_size.set({}, size)

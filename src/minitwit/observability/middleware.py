@@ -1,18 +1,21 @@
-"""The request observer: request ids, metrics, one access log line per request, and unhandled
-exceptions to the log and to Sentry. Pure ASGI: no extra task, no Request object per request.
+"""The request observer: request ids, metrics, one access log line per request, the response
+headers every answer carries, and unhandled exceptions to the log and to Sentry. Pure ASGI: no
+extra task, no Request object per request, one wrapper around ``send`` for all of it.
 """
 
 from __future__ import annotations
 
-import os
 import re
+from random import getrandbits
 from time import perf_counter
 
 from loguru import logger
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from minitwit.observability.logs import log_request
 from minitwit.observability.metrics import Metrics, method_label, route_label
 from minitwit.observability.sentry import report_exception
+from minitwit.security import security_headers
 
 REQUEST_ID = "minitwit.request_id"  # the scope key; error pages read it from there
 HEADER = b"x-request-id"
@@ -28,9 +31,16 @@ def incoming_request_id(headers: list[tuple[bytes, bytes]]) -> str | None:
     return None
 
 
+def new_request_id() -> str:
+    """32 random hex digits. From the process's Mersenne Twister (seeded from os.urandom), not a
+    system call per request: an id must be unique, not secret."""
+    return f"{getrandbits(128):032x}"
+
+
 class RequestObserver:
     """Wraps the whole app, outside Starlette's ServerErrorMiddleware, so that it sees the status
-    of every response, the 500 page included, and the exception behind it."""
+    of every response, the 500 page included, and the exception behind it. It also adds the
+    security headers (security.security_headers), so that no other middleware wraps ``send``."""
 
     def __init__(self, app: ASGIApp, metrics: Metrics, version: str) -> None:
         self.app = app
@@ -42,7 +52,7 @@ class RequestObserver:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = incoming_request_id(scope["headers"]) or os.urandom(16).hex()
+        request_id = incoming_request_id(scope["headers"]) or new_request_id()
         scope[REQUEST_ID] = request_id
         id_header = (HEADER, request_id.encode("ascii"))
         version_header = self.version_header
@@ -52,7 +62,8 @@ class RequestObserver:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message["headers"] = [*message.get("headers", ()), id_header, version_header]
+                headers = message.get("headers", ())
+                message["headers"] = [*headers, *security_headers(headers), id_header, version_header]
             await send(message)
 
         metrics = self.metrics
@@ -74,8 +85,8 @@ class RequestObserver:
             if failure is not None:
                 self._report(failure, request_id, route, method, scope["path"])
             metrics.observe_request(route, method, status, seconds, scope.get("minitwit.simulator_action"))
-            logger.info(
-                "request", request_id=request_id, method=method, route=route, path=scope["path"],
+            log_request(
+                request_id=request_id, method=method, route=route, path=scope["path"],
                 status=status, duration_ms=round(seconds * 1000, 3),
             )
 
