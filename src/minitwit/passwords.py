@@ -18,6 +18,8 @@ from minitwit import legacy_passwords
 # OWASP Password Storage Cheat Sheet minimum for Argon2id: m=19 MiB, t=2, p=1.
 HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 # Bounded so that a burst of sign-ups cannot take more than a core's worth of threads and memory.
+# One thread per CPU: at 4 requests in flight on 2 cores, one thread made sign-ups slower and four
+# no faster (docs/deploying.md, "How fast, and what limits it").
 _EXECUTOR = ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1), thread_name_prefix="argon2")
 
 
