@@ -68,3 +68,20 @@ def test_session_cookie_is_secure_in_production(database_url: str, environment: 
     flags = {flag.strip().lower() for flag in cookie.split(";")[1:]}
     assert "httponly" in flags and "samesite=lax" in flags
     assert ("secure" in flags) is secure
+
+
+def test_the_bench_variants_change_their_layer_and_nothing_else(server_factory) -> None:  # type: ignore[no-untyped-def]
+    """`minitwit bench layers` measures the app with one layer changed: each switch really
+    changes that layer (the shipped app has them all, as the tests above show)."""
+    shipped = server_factory()
+    no_security = server_factory(bench_variant="no-security")
+    no_metrics = server_factory(bench_variant="no-metrics")
+    assert shipped.get("/latest").headers["x-content-type-options"] == "nosniff"
+    bare = no_security.get("/latest")
+    assert bare.status_code == 200 and "x-content-type-options" not in bare.headers
+    assert "x-request-id" in bare.headers
+    for server in (shipped, no_metrics):
+        server.get("/msgs", headers=API_HEADERS)
+    counted = 'minitwit_http_requests_total{method="GET",route="/msgs",status="200"}'
+    assert counted in shipped.get("/metrics").text
+    assert counted not in no_metrics.get("/metrics").text

@@ -104,3 +104,12 @@ def test_forwarded_headers_are_believed_only_from_the_listed_peers() -> None:
     """uvicorn's own default (the machine itself) unless the stack names the edge's network."""
     assert Settings.from_env({}).forwarded_allow_ips == "127.0.0.1,::1"
     assert Settings.from_env({"FORWARDED_ALLOW_IPS": "10.213.0.0/24"}).forwarded_allow_ips == "10.213.0.0/24"
+
+
+def test_a_bench_variant_is_checked_and_refused_in_production() -> None:
+    assert Settings.from_env({"MINITWIT_BENCH_VARIANT": "no-metrics"}).bench_variant == "no-metrics"
+    with pytest.raises(ConfigError, match="MINITWIT_BENCH_VARIANT must be one of"):
+        Settings.from_env({"MINITWIT_BENCH_VARIANT": "no-logs"})
+    with pytest.raises(ConfigError, match="refused in production"):
+        Settings.from_env({"MINITWIT_ENV": "production", "DATABASE_URL": "postgresql://db/minitwit",
+                           "MINITWIT_BENCH_VARIANT": "no-security"})

@@ -63,3 +63,17 @@ def test_query_value_reads_as_starlette_does(query: bytes) -> None:
     request = Request({"type": "http", "query_string": query, "headers": []})
     for name in ("latest", "no"):
         assert query_value(request, name) == request.query_params.get(name)
+
+
+def test_the_ascii_fast_path_agrees_with_the_unicode_categories() -> None:
+    import unicodedata
+
+    from minitwit.validation import has_control_characters
+
+    for code in range(128):
+        for text in (chr(code), f"ab{chr(code)}cd"):
+            categories = {unicodedata.category(char) for char in text}
+            assert has_control_characters(text) == bool(categories & {"Cc", "Cf", "Cs"}), code
+        text = f"ab{chr(code)}cd"  # a whitespace-only message has its own error
+        refused = validate_message(text) == "A message may not contain control characters"
+        assert refused == (unicodedata.category(chr(code)) == "Cc" and chr(code) not in "\n\r\t"), code

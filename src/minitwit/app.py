@@ -147,12 +147,14 @@ def create_app(settings: Settings, database_url: str) -> Starlette:
         finally:
             await database.disconnect()
 
+    variant = settings.bench_variant  # "" as shipped; `minitwit bench layers` changes one layer
+    guard = [Middleware(RequestGuard, refuse=error_response, allowed_hosts=settings.allowed_hosts)]
     app = Starlette(
         routes=routes,
         middleware=[
-            Middleware(RequestGuard, refuse=error_response, allowed_hosts=settings.allowed_hosts),
+            *(guard if variant != "no-security" else []),
             Middleware(
-                WebSessionMiddleware,
+                SessionMiddleware if variant == "sessions-on-api" else WebSessionMiddleware,
                 secret_key=settings.secret_key,
                 session_cookie="minitwit_session",
                 max_age=sessions.MAX_AGE_SECONDS,
@@ -172,7 +174,8 @@ def create_app(settings: Settings, database_url: str) -> Starlette:
     app.state.database_url = database_url
     app.state.db = database
     app.state.simulator_credential = SimulatorCredential(settings.simulator_username, settings.simulator_password)
-    observability.instrument(app, database, app.state.build)
+    observability.instrument(app, database, app.state.build, metrics_on=variant != "no-metrics",
+                             security_headers_on=variant != "no-security")
     return app
 
 

@@ -132,6 +132,11 @@ class DatabaseLimits:
                 raise ConfigError(f"DB_{name.upper()} must be positive")
 
 
+# The layers `minitwit bench layers` switches, one per run (the access log is LOG_LEVEL=WARNING
+# and Sentry a SENTRY_DSN, both ordinary settings).
+BENCH_VARIANTS = ("no-metrics", "no-security", "sessions-on-api")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the app and the CLI need to know, read once at start-up."""
@@ -170,6 +175,9 @@ class Settings:
     max_header_bytes: int = 16 * 1024  # MAX_HEADER_BYTES: request line and headers together
     keep_alive_seconds: int = 5  # KEEP_ALIVE_SECONDS: an idle connection between requests
     limit_concurrency: int = 1000  # LIMIT_CONCURRENCY: connections per worker, then 503 (0: none)
+    # MINITWIT_BENCH_VARIANT: one optional layer changed, for `minitwit bench layers` only (what
+    # each layer costs per request); refused in production. One of BENCH_VARIANTS, or "".
+    bench_variant: str = ""
     # Names of the variables that fell back to a development default (refused in production).
     defaulted: frozenset[str] = frozenset()
 
@@ -215,6 +223,7 @@ class Settings:
             max_header_bytes=_int(env, "MAX_HEADER_BYTES", 16 * 1024),
             keep_alive_seconds=_int(env, "KEEP_ALIVE_SECONDS", 5),
             limit_concurrency=_int(env, "LIMIT_CONCURRENCY", 1000),
+            bench_variant=(get("MINITWIT_BENCH_VARIANT") or "").lower(),
             defaulted=defaulted,
         )
         settings.check()
@@ -239,6 +248,10 @@ class Settings:
             raise ConfigError("FORWARDED_ALLOW_IPS must list IP addresses or networks (a.b.c.d/nn), comma separated")
         if self.log_level not in LOG_LEVELS:
             raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
+        if self.bench_variant and self.bench_variant not in BENCH_VARIANTS:
+            raise ConfigError(f"MINITWIT_BENCH_VARIANT must be one of {', '.join(BENCH_VARIANTS)}")
+        if self.bench_variant and self.production:
+            raise ConfigError("MINITWIT_BENCH_VARIANT is for benchmarks: refused in production mode")
         if self.production and not self.database_url:
             raise ConfigError(
                 "refusing to start in production mode: DATABASE_URL is required "

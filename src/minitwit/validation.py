@@ -6,6 +6,7 @@ The maximum lengths match the CHECK constraints of migrations/0001.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 MAX_USERNAME_LENGTH = 64
@@ -14,8 +15,16 @@ MAX_PASSWORD_LENGTH = 1024  # hashing cost must stay bounded
 MAX_MESSAGE_LENGTH = 1000
 
 
+# ASCII's only Cc characters (ASCII has no Cf or Cs): one regex search instead of a category
+# lookup per character, for the names and messages of every simulator request.
+ASCII_CONTROL = re.compile("[\x00-\x1f\x7f]")
+ASCII_CONTROL_BUT_LINES = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # \t \n \r allowed
+
+
 def has_control_characters(text: str) -> bool:
     """Control characters (NUL, escapes, ...) have no place in names or one-line fields."""
+    if text.isascii():
+        return ASCII_CONTROL.search(text) is not None
     return any(unicodedata.category(char) in ("Cc", "Cf", "Cs") for char in text)
 
 
@@ -69,8 +78,10 @@ def validate_message(text: str) -> str | None:
         return "You have to enter a message"
     if len(text) > MAX_MESSAGE_LENGTH:
         return f"A message may have at most {MAX_MESSAGE_LENGTH} characters"
-    if "\x00" in text or any(
-        unicodedata.category(char) in ("Cc", "Cs") and char not in "\n\r\t" for char in text
-    ):
+    if text.isascii():
+        has_control = ASCII_CONTROL_BUT_LINES.search(text) is not None
+    else:
+        has_control = any(unicodedata.category(char) in ("Cc", "Cs") and char not in "\n\r\t" for char in text)
+    if has_control:
         return "A message may not contain control characters"
     return None

@@ -56,6 +56,12 @@ def _tree(processes: dict[int, tuple[int, int]], roots: list[int]) -> set[int]:
     return seen
 
 
+def tree_cpu_seconds(roots: list[int]) -> float:
+    """CPU seconds used so far by the processes under ``roots`` (reaped children included)."""
+    processes = _processes()
+    return sum(processes[pid][1] for pid in _tree(processes, roots)) / CLOCK_TICKS
+
+
 @dataclass
 class CpuSample:
     app_s: float  # the server's processes (uvicorn supervisor and workers)

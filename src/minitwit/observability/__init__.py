@@ -16,18 +16,21 @@ from minitwit.version import BuildInfo
 __all__ = ["REQUEST_ID", "configure_process", "instrument", "metrics_endpoint"]
 
 
-def instrument(app: Starlette, database: Database, build: BuildInfo) -> Metrics:
+def instrument(app: Starlette, database: Database, build: BuildInfo, *, metrics_on: bool = True,
+               security_headers_on: bool = True) -> Metrics:
     """Gives ``app`` its own metrics, times ``database``'s queries, and wraps the app in the
-    request observer, which labels every response with the build's version."""
+    request observer, which labels every response with the build's version. The two switches
+    exist for `minitwit bench layers` (what each layer costs); the app always has both on."""
     metrics = Metrics(build)
     app.state.metrics = metrics
-    database.observe = metrics.observe_query
+    database.observe = metrics.observe_query if metrics_on else None
     # Starlette always puts its ServerErrorMiddleware outermost; the observer goes around it.
     # Wrapping the builder (not the built stack) keeps the stack lazy, as Starlette has it.
     build_stack = app.build_middleware_stack
 
     def build_observed_stack() -> ASGIApp:
-        return RequestObserver(build_stack(), metrics, build.version)
+        return RequestObserver(build_stack(), metrics if metrics_on else None, build.version,
+                               security_headers_on=security_headers_on)
 
     app.build_middleware_stack = build_observed_stack  # type: ignore[method-assign]
     return metrics

@@ -42,9 +42,11 @@ class RequestObserver:
     of every response, the 500 page included, and the exception behind it. It also adds the
     security headers (security.security_headers), so that no other middleware wraps ``send``."""
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, version: str) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics | None, version: str, *,
+                 security_headers_on: bool = True) -> None:
         self.app = app
-        self.metrics = metrics
+        self.metrics = metrics  # None: not counted (`minitwit bench layers` only)
+        self.security_headers = security_headers if security_headers_on else lambda headers: ()
         # Encoded once: every response carries it, so a client can tell which replica's build answered.
         self.version_header = (VERSION_HEADER, version.encode("ascii", "replace"))
 
@@ -56,6 +58,7 @@ class RequestObserver:
         scope[REQUEST_ID] = request_id
         id_header = (HEADER, request_id.encode("ascii"))
         version_header = self.version_header
+        security_headers = self.security_headers
         status = 0
 
         async def send_with_id(message: Message) -> None:
@@ -67,7 +70,8 @@ class RequestObserver:
             await send(message)
 
         metrics = self.metrics
-        metrics.in_flight += 1
+        if metrics is not None:
+            metrics.in_flight += 1
         failure: Exception | None = None
         started = perf_counter()
         try:
@@ -79,12 +83,13 @@ class RequestObserver:
             # Starlette has sent the error page; the exception ends here, reported once below.
         finally:
             seconds = perf_counter() - started
-            metrics.in_flight -= 1
             route, method = route_label(scope), method_label(scope["method"])
             status = status or 500
             if failure is not None:
                 self._report(failure, request_id, route, method, scope["path"])
-            metrics.observe_request(route, method, status, seconds, scope.get("minitwit.simulator_action"))
+            if metrics is not None:
+                metrics.in_flight -= 1
+                metrics.observe_request(route, method, status, seconds, scope.get("minitwit.simulator_action"))
             log_request(
                 request_id=request_id, method=method, route=route, path=scope["path"],
                 status=status, duration_ms=round(seconds * 1000, 3),
