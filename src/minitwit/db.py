@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -143,7 +143,7 @@ class SessionScope:
     ``asynccontextmanager`` with an exit stack: every request enters one, and the generator
     machinery cost more than the rest of taking a connection (docs/performance.md)."""
 
-    __slots__ = ("_database", "_connection")
+    __slots__ = ("_connection", "_database")
 
     def __init__(self, database: Database) -> None:
         self._database = database
@@ -163,7 +163,7 @@ class SessionScope:
         return Session(connection, database.queries, database.observe)
 
     async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                        trace: Any) -> bool:
+                        trace: Any) -> None:
         assert self._connection is not None
         try:
             await self._connection.__aexit__(kind, error, trace)  # release (ROLLBACK if a transaction is open)
@@ -171,7 +171,6 @@ class SessionScope:
             raise unavailable(failure) from failure
         if isinstance(error, UNAVAILABLE):  # failed under the block, outside Session's queries (BEGIN, COMMIT)
             raise unavailable(error) from error
-        return False
 
 
 class Database:

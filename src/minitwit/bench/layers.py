@@ -53,7 +53,7 @@ class _Sink(BaseHTTPRequestHandler):
 
     received = 0
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("content-length") or 0))
         type(self).received += 1
         self.send_response(200)
@@ -87,7 +87,7 @@ class BaselineServer:
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> BaselineServer:
-        self.process = subprocess.Popen(  # nosec B602 - the operator's own command line
+        self.process = subprocess.Popen(  # noqa: S602  # nosec B602 - the operator's own command line
             self.command, shell=True, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -117,8 +117,10 @@ class BaselineServer:
                 self.process.wait(10)
 
 
-def measure(server: BenchServer | BaselineServer, requests: list, concurrency: int) -> dict[str, object]:
-    """One replay against ``server``: throughput, p99, failures and the app's CPU per request."""
+def measure(server: BenchServer | BaselineServer, actions: list[replay.Action], concurrency: int) -> dict[str, object]:
+    """One replay against ``server``: throughput, p99, failures and the app's CPU per request.
+    The requests are planned anew for each run: each carries events that its run sets."""
+    requests = replay.plan(actions, 1, False, 1)
     app_cpu = (lambda: server.cpu().app_s) if isinstance(server, BenchServer) else server.cpu
     before = app_cpu()
     outcomes, wall = asyncio.run(replay.run(server.url, requests, concurrency))
@@ -160,25 +162,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    requests = list(replay.plan(replay.read_scenario(args.csv, args.limit), 1, False, 1))
+    actions = replay.read_scenario(args.csv, args.limit)
+    request_count = sum(1 for _ in replay.plan(actions, 1, False, 1))
     results: dict[str, list[dict[str, object]]] = {}
     with sentry_sink() as dsn:
         for round_number in range(1, args.rounds + 1):
             for name, env in variants(dsn):
                 with BenchServer(workers=args.workers, env=env) as server:
-                    results.setdefault(name, []).append(measure(server, requests, args.concurrency))
+                    results.setdefault(name, []).append(measure(server, actions, args.concurrency))
                 print(f"round {round_number}: {name}: {results[name][-1]}", flush=True)
             if args.baseline_command:
                 name = f"baseline: {shlex.split(args.baseline_command)[0]}"
                 with BaselineServer(args.baseline_command) as baseline:
-                    results.setdefault(name, []).append(measure(baseline, requests, args.concurrency))
+                    results.setdefault(name, []).append(measure(baseline, actions, args.concurrency))
                 print(f"round {round_number}: {name}: {results[name][-1]}", flush=True)
     print()
-    print(f"{len(requests)} requests per run ({args.csv.name}{f', first {args.limit} actions' if args.limit else ''})")
+    print(f"{request_count} requests per run ({args.csv.name}{f', first {args.limit} actions' if args.limit else ''})")
     print(format_table(results, args.concurrency, args.workers))
     path = args.json or Path("bench-results") / time.strftime("layers-%Y%m%d-%H%M%S.json")
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"requests": len(requests), "concurrency": args.concurrency,
+    path.write_text(json.dumps({"requests": request_count, "concurrency": args.concurrency,
                                 "workers": args.workers, "results": results}, indent=2) + "\n")
     print(f"report: {path}")
     return 0

@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from minitwit.paths import open_scenario
@@ -127,39 +128,52 @@ class Outcome:
     ok: bool
 
 
-async def run(base_url: str, requests: Iterator[Request], concurrency: int, *,
-              keepalive: bool = False, timeout: float = 10.0,
-              ssl_context: ssl.SSLContext | None = None) -> tuple[list[Outcome], float]:
-    """Sends every request; returns the outcomes and the wall time from first send to last answer.
-    ``ssl_context`` verifies an https:// server whose CA is not the system's (a test edge's own)."""
+def client_session(base_url: str, *, keepalive: bool = False, timeout: float = 10.0,
+                   ssl_context: ssl.SSLContext | None = None) -> Any:
+    """An aiohttp session that sends as the simulator does: its credential on every request and,
+    unless ``keepalive``, a new connection for each. ``ssl_context`` verifies an https:// server
+    whose CA is not the system's (a test edge's own)."""
     import aiohttp  # the optional "bench" extra
 
     headers = {"Authorization": SIMULATOR_AUTH, "Content-Type": "application/json"}
     if not keepalive:
         headers["Connection"] = "close"
-    outcomes: list[Outcome] = []
     connector = aiohttp.TCPConnector(limit=0, force_close=not keepalive, ssl=ssl_context or True)
-    client_timeout = aiohttp.ClientTimeout(total=timeout)
-    async with aiohttp.ClientSession(base_url, connector=connector, headers=headers,
-                                     timeout=client_timeout, skip_auto_headers=("User-Agent",)) as session:
+    return aiohttp.ClientSession(base_url, connector=connector, headers=headers,
+                                 timeout=aiohttp.ClientTimeout(total=timeout), skip_auto_headers=("User-Agent",))
 
-        async def send(request: Request) -> None:
-            for event in request.waits_for:
-                await event.wait()
-            started = time.perf_counter()
-            try:
-                async with session.request(request.method, request.path, data=request.body) as response:
-                    await response.read()
-                    ms = (time.perf_counter() - started) * 1000
-                    outcomes.append(Outcome(request.kind, response.status, ms, response.status in request.ok))
-            except (TimeoutError, aiohttp.ClientError) as error:
-                outcomes.append(Outcome(request.kind, type(error).__name__, None, False))
-            finally:
-                request.done.set()
+
+async def send(session: Any, request: Request) -> Outcome:
+    """Sends ``request`` once the requests it waits for are done, and marks it done whatever
+    happens, so that no later request waits for ever."""
+    import aiohttp
+
+    try:
+        for event in request.waits_for:
+            await event.wait()
+        started = time.perf_counter()
+        try:
+            async with session.request(request.method, request.path, data=request.body) as response:
+                await response.read()
+                ms = (time.perf_counter() - started) * 1000
+                return Outcome(request.kind, response.status, ms, response.status in request.ok)
+        except (TimeoutError, aiohttp.ClientError) as error:
+            return Outcome(request.kind, type(error).__name__, None, False)
+    finally:
+        request.done.set()
+
+
+async def run(base_url: str, requests: Iterator[Request], concurrency: int, *,
+              keepalive: bool = False, timeout: float = 10.0,
+              ssl_context: ssl.SSLContext | None = None) -> tuple[list[Outcome], float]:
+    """Sends every request, ``concurrency`` at a time; returns the outcomes and the wall time
+    from first send to last answer."""
+    outcomes: list[Outcome] = []
+    async with client_session(base_url, keepalive=keepalive, timeout=timeout, ssl_context=ssl_context) as session:
 
         async def worker() -> None:
             for request in requests:  # one shared iterator: requests leave in order
-                await send(request)
+                outcomes.append(await send(session, request))
 
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))

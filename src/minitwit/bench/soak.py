@@ -138,32 +138,16 @@ def endless(actions: list[replay.Action], html: bool) -> Iterator[replay.Request
 async def drive(server: BenchServer, admin_url: str, args: argparse.Namespace,
                 actions: list[replay.Action]) -> list[Sample]:
     """Sends requests at ``args.rate`` for ``args.duration`` seconds; a sample every interval."""
-    import aiohttp  # the optional "bench" extra
-
     samples: list[Sample] = []
     window = Window()
-    headers = {"Authorization": replay.SIMULATOR_AUTH, "Content-Type": "application/json", "Connection": "close"}
-    connector = aiohttp.TCPConnector(limit=0, force_close=True)
     slots = asyncio.Semaphore(args.concurrency)
     loop = asyncio.get_running_loop()
-    async with aiohttp.ClientSession(server.url, connector=connector, headers=headers,
-                                     timeout=aiohttp.ClientTimeout(total=10),
-                                     skip_auto_headers=("User-Agent",)) as session:
+    async with replay.client_session(server.url) as session:
 
         async def send(request: replay.Request) -> None:
             try:
-                for event in request.waits_for:
-                    await event.wait()
-                started = time.perf_counter()
-                try:
-                    async with session.request(request.method, request.path, data=request.body) as response:
-                        await response.read()
-                        ms = (time.perf_counter() - started) * 1000
-                        window.add(replay.Outcome(request.kind, response.status, ms, response.status in request.ok))
-                except (TimeoutError, aiohttp.ClientError) as error:
-                    window.add(replay.Outcome(request.kind, type(error).__name__, None, False))
+                window.add(await replay.send(session, request))
             finally:
-                request.done.set()
                 slots.release()
 
         began = last = loop.time()

@@ -73,7 +73,7 @@ class Buckets(AioBuckets):
 
     def publish(self) -> None:
         total = 0
-        for bound, count in zip(self._bounds, self._counts):
+        for bound, count in zip(self._bounds, self._counts, strict=True):
             total += count
             self.buckets[bound] = total
 
