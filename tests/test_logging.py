@@ -203,3 +203,27 @@ def test_log_settings_are_checked() -> None:
         Settings.from_env({"LOG_LEVEL": "verbose"})
     with pytest.raises(ConfigError, match="LOG_FORMAT"):
         Settings.from_env({"LOG_FORMAT": "xml"})
+
+
+def test_the_direct_access_line_is_the_line_loguru_writes(restore_logging: None) -> None:
+    """log_request writes the access line itself when the process logs JSON at INFO: the same
+    line, field for field, as the JSON sink writes for ``logger.info("request", ...)``."""
+    from minitwit.observability import logs
+
+    lines = Lines()
+    configure_logging("INFO", "json")
+    logs._AccessLineTarget.stream = lines
+
+    def access() -> None:
+        logs.log_request(request_id="abc", method="GET", route="/msgs", path="/msgs", status=200, duration_ms=1.5)
+
+    access()
+    logger.remove()
+    logger.add(json_sink(lines), format=JSON_FORMAT, level="INFO")
+    logs._AccessLineTarget.stream = None
+    access()
+    direct, through_loguru = lines.records
+    for line in (direct, through_loguru):
+        assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)?[+-]\d\d:\d\d", line["record"]["time"]["repr"])
+        del line["record"]["time"]
+    assert direct == through_loguru

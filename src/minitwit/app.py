@@ -81,6 +81,7 @@ class WebSessionMiddleware(SessionMiddleware):
             return
         await super().__call__(scope, receive, send)
 
+
 def wants_json(request: Request) -> bool:
     return (
         bool(request.scope.get("minitwit.api"))

@@ -46,31 +46,40 @@ class Stream(Protocol):
     def flush(self) -> Any: ...
 
 
+def json_line(text: str, time: datetime, level: dict[str, object], message: str, name: str | None,
+              function: str, line: int, process_id: int, extra: dict[str, Any],
+              exception: dict[str, object] | None) -> str:
+    """One log line as JSON, in the shape every JSON line has (json_sink and log_request)."""
+    record = {
+        "time": {"repr": str(time), "timestamp": time.timestamp()},
+        "level": level,
+        "message": message,
+        "name": name,
+        "function": function,
+        "line": line,
+        "process": {"id": process_id},
+        "extra": extra,
+        "exception": exception,
+    }
+    return orjson.dumps({"text": text, "record": record}, default=str).decode() + "\n"
+
+
 def json_sink(stream: Stream) -> Any:
     """A loguru sink writing each record to ``stream`` as one JSON line (use with JSON_FORMAT)."""
 
     def write(message: Any) -> None:
         record = message.record
         exception = record["exception"]
-        line = {
-            "text": str(message),
-            "record": {
-                "time": {"repr": record["time"], "timestamp": record["time"].timestamp()},
-                "level": {"name": record["level"].name, "no": record["level"].no},
-                "message": record["message"],
-                "name": record["name"],
-                "function": record["function"],
-                "line": record["line"],
-                "process": {"id": record["process"].id},
-                "extra": record["extra"],
-                "exception": None if exception is None else {
-                    "type": getattr(exception.type, "__name__", None),
-                    "value": str(exception.value),
-                    "traceback": exception.traceback is not None,
-                },
+        stream.write(json_line(
+            str(message), record["time"], {"name": record["level"].name, "no": record["level"].no},
+            record["message"], record["name"], record["function"], record["line"], record["process"].id,
+            record["extra"],
+            None if exception is None else {
+                "type": getattr(exception.type, "__name__", None),
+                "value": str(exception.value),
+                "traceback": exception.traceback is not None,
             },
-        }
-        stream.write(orjson.dumps(line, default=str).decode() + "\n")
+        ))
         stream.flush()
 
     return write
@@ -99,22 +108,11 @@ def log_request(**extra: object) -> None:
         logger.opt(depth=1).info(ACCESS_MESSAGE, **extra)
         return
     caller = sys._getframe(1)
-    now = datetime.now(_AccessLineTarget.timezone)
-    line = {
-        "text": ACCESS_MESSAGE + "\n",
-        "record": {
-            "time": {"repr": str(now), "timestamp": now.timestamp()},
-            "level": INFO,
-            "message": ACCESS_MESSAGE,
-            "name": caller.f_globals.get("__name__"),
-            "function": caller.f_code.co_name,
-            "line": caller.f_lineno,
-            "process": {"id": _AccessLineTarget.process_id},
-            "extra": extra,
-            "exception": None,
-        },
-    }
-    stream.write(orjson.dumps(line, default=str).decode() + "\n")
+    stream.write(json_line(
+        ACCESS_MESSAGE + "\n", datetime.now(_AccessLineTarget.timezone), INFO, ACCESS_MESSAGE,
+        caller.f_globals.get("__name__"), caller.f_code.co_name, caller.f_lineno, _AccessLineTarget.process_id,
+        extra, None,
+    ))
     stream.flush()
 
 
