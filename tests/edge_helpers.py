@@ -18,7 +18,7 @@ from pathlib import Path
 
 import requests
 from cli_helpers import clean_environment
-from fixtures import REPO_ROOT, free_port, wait_until_up
+from fixtures import REPO_ROOT, free_port, stop_process, wait_until_up
 
 CADDYFILE = REPO_ROOT / "ops" / "caddy" / "Caddyfile"
 
@@ -212,13 +212,7 @@ class Edge:
         raise RuntimeError(f"caddy did not serve {path} over HTTPS within {timeout} s:\n{self.log_tail()}")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        stop_process(self.process)
 
     def log_tail(self, lines: int = 30) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:]) if self.log.exists() else ""

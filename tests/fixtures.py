@@ -214,13 +214,21 @@ def server_process_factory() -> Iterator:
 
     yield start
     for process in started:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        stop_process(process)
     shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def stop_process(process: subprocess.Popen, grace: float = 20) -> None:
+    """SIGTERM, up to ``grace`` seconds to exit, then SIGKILL (a server under test that hangs
+    must not outlive its test)."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
 
 
 def wait_until_up(url: str, process: subprocess.Popen, timeout: float = 60) -> None:

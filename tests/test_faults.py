@@ -26,7 +26,16 @@ import psycopg
 import pytest
 import requests
 from cli_helpers import clean_environment, minitwit
-from fixtures import REPO_ROOT, SIMULATOR_AUTH, ThreadedServer, free_port, make_settings, sql, wait_until_up
+from fixtures import (
+    REPO_ROOT,
+    SIMULATOR_AUTH,
+    ThreadedServer,
+    free_port,
+    make_settings,
+    sql,
+    stop_process,
+    wait_until_up,
+)
 from postgres_cluster import PostgresCluster
 from test_sentry import SENTRY, RecordingTransport, transport  # noqa: F401 - the fixture
 
@@ -101,13 +110,7 @@ def serving(database_url: str, folder: Path, *, workers: int = 2, wait: bool = T
             served.wait_for_workers(workers)
         yield served
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
+        stop_process(process, grace=30)
 
 
 def probe(method: str, url: str, **kwargs: object) -> tuple[requests.Response, float]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import pytest
 import requests
-from fixtures import embedded_data_dir, free_port, scratch_database, wait_until_up
+from fixtures import embedded_data_dir, free_port, scratch_database, stop_process, wait_until_up
 
 SLOW_CLIENTS = 30
 DRIP_SECONDS = 20
@@ -42,11 +42,7 @@ def two_workers(postgres_admin_url: str, template_database: str) -> Iterator[str
             wait_until_up(f"http://127.0.0.1:{port}", process)
             yield f"http://127.0.0.1:{port}"
         finally:
-            process.terminate()
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            stop_process(process)
             shutil.rmtree(data_dir, ignore_errors=True)
 
 
