@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import asyncpg
@@ -253,6 +253,19 @@ class Database:
         DatabaseUnavailable when there is none to have within the acquire timeout, or when the
         database fails under the block."""
         return SessionScope(self)
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def single_session(cls, url: str, *, queries: dict[str, Query] | None = None) -> AsyncIterator[Session]:
+        """One connection for one piece of work outside the server (a command, an import, a
+        seeding), on a pool of its own that is closed afterwards."""
+        database = cls(url, pool_size=1, queries=queries)
+        await database.connect()
+        try:
+            async with database.session() as db:
+                yield db
+        finally:
+            await database.disconnect()
 
     def pool_stats(self) -> tuple[int, int]:
         """(connections open, connections in use) of the asyncpg pool, for metrics."""

@@ -239,16 +239,11 @@ async def import_follows(db: Session, legacy: LegacyDatabase, report: ImportRepo
 async def import_legacy(url: str, legacy: LegacyDatabase) -> ImportReport:
     """Imports everything in one transaction; a failure leaves the database as it was."""
     report = ImportReport()
-    database = Database(url, pool_size=1)
-    await database.connect()
-    try:
-        async with database.session() as db, db.transaction():
-            ids, created, all_ids = await import_users(db, legacy, report)
-            report.look_alikes = await usernames.fill_missing_keys(db)
-            await import_messages(db, legacy, report, ids, all_ids)
-            await import_follows(db, legacy, report, ids, created, all_ids)
-    finally:
-        await database.disconnect()
+    async with Database.single_session(url) as db, db.transaction():
+        ids, created, all_ids = await import_users(db, legacy, report)
+        report.look_alikes = await usernames.fill_missing_keys(db)
+        await import_messages(db, legacy, report, ids, all_ids)
+        await import_follows(db, legacy, report, ids, created, all_ids)
     return report
 
 

@@ -55,13 +55,8 @@ def with_session(settings: Settings, work: Callable[[Session], Awaitable[T]]) ->
     """Runs ``work`` on one connection to the configured (migrated) database."""
 
     async def run(url: str) -> T:
-        database = Database(url, pool_size=1)
-        await database.connect()
-        try:
-            async with database.session() as db:
-                return await work(db)
-        finally:
-            await database.disconnect()
+        async with Database.single_session(url) as db:
+            return await work(db)
 
     with database_url(settings) as url:
         migrations.apply(url)

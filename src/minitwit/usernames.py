@@ -114,12 +114,7 @@ async def _fill(db: Session, batch: int, kept: list[str]) -> None:
 def fill_missing_keys_at(database_url: str) -> list[str]:
     """fill_missing_keys for a command (``minitwit migrate``/``serve``) on its own connection."""
     async def run() -> list[str]:
-        database = Database(database_url, pool_size=1)
-        await database.connect()
-        try:
-            async with database.session() as db:
-                return await fill_missing_keys(db)
-        finally:
-            await database.disconnect()
+        async with Database.single_session(database_url) as db:
+            return await fill_missing_keys(db)
 
     return asyncio.run(run())

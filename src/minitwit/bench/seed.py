@@ -31,26 +31,16 @@ class Shape:
 
 async def seed_people(url: str, shape: Shape, pw_hash: str) -> None:
     """Users and follow pairs (an empty database first)."""
-    database = Database(url, pool_size=1, queries=load_queries(SEED_SQL_DIR))
-    await database.connect()
-    try:
-        async with database.session() as db:
-            await db.execute("seed_users", count=shape.users, pw_hash=pw_hash)
-            await db.execute("seed_home_follows", count=shape.home_follows)
-            await db.execute("seed_follows", count=shape.follows - shape.home_follows,
-                             per_user=shape.per_user_follows, users=shape.users)
-    finally:
-        await database.disconnect()
+    async with Database.single_session(url, queries=load_queries(SEED_SQL_DIR)) as db:
+        await db.execute("seed_users", count=shape.users, pw_hash=pw_hash)
+        await db.execute("seed_home_follows", count=shape.home_follows)
+        await db.execute("seed_follows", count=shape.follows - shape.home_follows,
+                         per_user=shape.per_user_follows, users=shape.users)
 
 
 async def seed_messages(url: str, shape: Shape, first: int, count: int) -> None:
     """Messages numbered first..first+count-1 (continue where the last call stopped), then ANALYZE."""
-    database = Database(url, pool_size=1, queries=load_queries(SEED_SQL_DIR))
-    await database.connect()
-    try:
-        async with database.session() as db:
-            await db.execute("seed_messages", first=first, count=count, active=ACTIVE_USERS,
-                             per_active=PER_ACTIVE, users=shape.users)
-            await db.execute("seed_analyze")
-    finally:
-        await database.disconnect()
+    async with Database.single_session(url, queries=load_queries(SEED_SQL_DIR)) as db:
+        await db.execute("seed_messages", first=first, count=count, active=ACTIVE_USERS,
+                         per_active=PER_ACTIVE, users=shape.users)
+        await db.execute("seed_analyze")
