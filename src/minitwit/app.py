@@ -42,12 +42,12 @@ async def register(request: Request) -> Response:
 
 # The simulator's routes first: they are most of the traffic, and the router tries routes in order.
 routes = [
-    Route("/msgs/{username:username}", api.post_message, methods=["POST"], name="api_post_message"),
-    Route("/fllws/{username:username}", api.change_follow, methods=["POST"], name="api_change_follow"),
-    Route("/msgs/{username:username}", api.user_messages, methods=["GET"], name="api_user_messages"),
-    Route("/fllws/{username:username}", api.followed, methods=["GET"], name="api_follows"),
-    Route("/msgs", api.messages, methods=["GET"], name="api_messages"),
-    Route("/latest", api.get_latest, methods=["GET"], name="api_latest"),
+    Route("/msgs/{username:username}", api.Endpoint(api.post_message), methods=["POST"], name="api_post_message"),
+    Route("/fllws/{username:username}", api.Endpoint(api.change_follow), methods=["POST"], name="api_change_follow"),
+    Route("/msgs/{username:username}", api.Endpoint(api.user_messages), methods=["GET"], name="api_user_messages"),
+    Route("/fllws/{username:username}", api.Endpoint(api.followed), methods=["GET"], name="api_follows"),
+    Route("/msgs", api.Endpoint(api.messages), methods=["GET"], name="api_messages"),
+    Route("/latest", api.Endpoint(api.get_latest), methods=["GET"], name="api_latest"),
     Route("/register", register, methods=["GET", "POST"], name="register"),
     Route("/", web.timeline, name="timeline"),
     Route("/public", web.public_timeline, name="public_timeline"),

@@ -1,9 +1,13 @@
 """The database: a ``databases`` pool on asyncpg, and named queries from ``sql/`` run through it.
 
-A request takes one pooled connection for its whole life (``Database.session``) and runs the
-named queries on it. They run as asyncpg prepared statements on that connection (asyncpg caches
-them per connection), which is the cheap way through the ``databases`` library: its own
-``fetch_all(text, values)`` recompiles the SQL through SQLAlchemy on every call.
+``databases`` opens and closes the asyncpg pool (``Database.connect``/``disconnect``). A request
+takes one connection from that pool for its whole life (``Database.session``) and runs the
+named queries on it as asyncpg prepared statements (asyncpg caches them per connection): the
+cheap way, since ``databases``' own ``fetch_all(text, values)`` recompiles the SQL through
+SQLAlchemy on every call. The connection is taken from the asyncpg pool itself, not through
+``databases``' per-task ``Connection`` wrapper (a lock, a counter and a task lookup a request),
+and transactions are asyncpg's: the same commit/rollback block for a fraction of the cost
+(docs/performance.md).
 
 Pool settings (measured, see docs/performance.md): every connection prepares all
 named queries when it opens, so no request pays for parsing or planning; and a connection goes
@@ -62,16 +66,14 @@ def unavailable(error: BaseException) -> DatabaseUnavailable:
 class Session:
     """One connection held for one unit of work (a request, a CLI command)."""
 
-    def __init__(
-        self, connection: databases.core.Connection, queries: dict[str, Query], observe: QueryObserver | None
-    ) -> None:
+    def __init__(self, connection: Any, queries: dict[str, Query], observe: QueryObserver | None) -> None:
         self._connection = connection
         self._queries = queries
         self._observe = observe
 
     def _prepare(self, name: str, values: dict[str, object]) -> tuple[Any, str, list[object]]:
         query = self._queries[name]
-        return self._connection.raw_connection, query.positional_sql, query.arguments(values)
+        return self._connection, query.positional_sql, query.arguments(values)
 
     async def _timed(self, name: str, call: Any) -> Any:
         started = time.perf_counter()
@@ -100,7 +102,8 @@ class Session:
         raw, sql, args = self._prepare(name, values)
         return await self._timed(name, raw.execute(sql, *args))
 
-    def transaction(self) -> databases.core.Transaction:
+    def transaction(self) -> Any:
+        """``async with db.transaction():`` commits the block, or rolls it back if it raises."""
         return self._connection.transaction()
 
 
@@ -143,18 +146,24 @@ class SessionScope:
     ``asynccontextmanager`` with an exit stack: every request enters one, and the generator
     machinery cost more than the rest of taking a connection (docs/performance.md)."""
 
-    __slots__ = ("_connection", "_database")
+    __slots__ = ("_connection", "_database", "_pool")
 
     def __init__(self, database: Database) -> None:
         self._database = database
-        self._connection: databases.core.Connection | None = None
+        self._connection: Any = None
 
     async def __aenter__(self) -> Session:
         database = self._database
-        connection = database._database.connection()
+        pool = self._pool = database.pool
         try:
-            async with asyncio.timeout(database._acquire_timeout):
-                await connection.__aenter__()
+            if pool.get_idle_size():
+                # A connection is free: taking it cannot wait for another request, so the
+                # timer below (a timer handle per request) is not needed. Opening a new one is
+                # bounded by the pool's own connect timeout.
+                connection = await pool.acquire()
+            else:
+                async with asyncio.timeout(database._acquire_timeout):
+                    connection = await pool.acquire()
         except TimeoutError as error:
             raise DatabaseUnavailable("pool_timeout", "no connection within the acquire timeout") from error
         except UNAVAILABLE as error:  # opening a new connection
@@ -166,7 +175,7 @@ class SessionScope:
                         trace: Any) -> None:
         assert self._connection is not None
         try:
-            await self._connection.__aexit__(kind, error, trace)  # release (ROLLBACK if a transaction is open)
+            await self._pool.release(self._connection)  # ROLLBACK first if a transaction is open
         except UNAVAILABLE as failure:
             raise unavailable(failure) from failure
         if isinstance(error, UNAVAILABLE):  # failed under the block, outside Session's queries (BEGIN, COMMIT)
@@ -247,6 +256,14 @@ class Database:
         except TimeoutError:
             if pool is not None:
                 pool.terminate()
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        """The asyncpg pool ``databases`` opened in ``connect``."""
+        pool = getattr(self._database._backend, "_pool", None)
+        if pool is None:
+            raise RuntimeError("the database is not connected (Database.connect)")
+        return pool
 
     def session(self) -> SessionScope:
         """``async with database.session() as db``: one pooled connection for the block;
