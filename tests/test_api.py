@@ -237,3 +237,19 @@ def test_unknown_api_paths_answer_json_404(server: LiveServer) -> None:
     response = server.get("/msgs/a/b", headers=HEADERS)
     assert response.status_code == 404 and response.json()["status"] == 404
     assert server.post("/latest").status_code == 405
+    for path in ("/fllws", "/fllws/a/b"):
+        response = server.get(path, headers=HEADERS)
+        assert response.status_code == 404 and response.json()["status"] == 404, path
+    response = requests.delete(server.url + "/msgs", headers=HEADERS, timeout=10)
+    assert response.status_code == 405 and response.json()["status"] == 405
+
+
+def test_a_user_page_that_only_starts_like_an_api_path_is_a_web_page(server: LiveServer) -> None:
+    """/msgsfoo, /latestnews, /fllwsx: the pages of users of those names (or a 404 page), in
+    HTML with the session cookie, not the API's JSON."""
+    for name in ("msgsfoo", "latestnews", "fllwsx"):
+        response = server.get(f"/{name}")
+        assert response.status_code == 404 and response.headers["content-type"].startswith("text/html"), name
+    api_register(server, "latestnews")
+    response = server.get("/latestnews")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")

@@ -29,7 +29,10 @@ from minitwit.settings import Settings
 from minitwit.templating import render
 from minitwit.version import build_info
 
-API_PREFIXES = ("/msgs", "/fllws", "/latest")
+# The simulator API's paths (docs/api.md): its own, not /register, which the sign-up form shares.
+# "/msgsfoo" is the page of a user named msgsfoo, so these are whole paths and whole segments.
+API_PATHS = frozenset({"/msgs", "/fllws", "/latest"})
+API_PATH_PREFIXES = ("/msgs/", "/fllws/")
 register_url_convertor("username", UsernameConvertor())  # type: ignore[arg-type]
 
 
@@ -66,8 +69,8 @@ routes = [
 
 
 def is_simulator_path(path: str) -> bool:
-    """The simulator API's own paths (not /register, which the sign-up form shares)."""
-    return path in ("/msgs", "/latest") or path.startswith(("/msgs/", "/fllws/"))
+    """Whether ``path`` is the simulator API's: its errors are JSON and it carries no session."""
+    return path in API_PATHS or path.startswith(API_PATH_PREFIXES)
 
 
 class WebSessionMiddleware(SessionMiddleware):
@@ -85,7 +88,7 @@ class WebSessionMiddleware(SessionMiddleware):
 def wants_json(request: Request) -> bool:
     return (
         bool(request.scope.get("minitwit.api"))
-        or request.url.path.startswith(API_PREFIXES)
+        or is_simulator_path(request.scope["path"])
         or request.headers.get("content-type", "").startswith("application/json")  # refused before routing
     )
 
