@@ -30,8 +30,8 @@ from minitwit.templating import render
 from minitwit.version import build_info
 
 # The simulator API's paths (docs/api.md): its own, not /register, which the sign-up form shares.
-# "/msgsfoo" is the page of a user named msgsfoo, so these are whole paths and whole segments.
-API_PATHS = frozenset({"/msgs", "/fllws", "/latest"})
+# Whole paths and whole segments: "/msgsfoo" and "/fllws" are the pages of users of those names.
+API_PATHS = frozenset({"/msgs", "/latest"})
 API_PATH_PREFIXES = ("/msgs/", "/fllws/")
 register_url_convertor("username", UsernameConvertor())  # type: ignore[arg-type]
 
