@@ -8,6 +8,7 @@ generous for a busy two-core machine: they test "answers within seconds, never h
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import signal
@@ -41,6 +42,8 @@ from test_sentry import SENTRY, RecordingTransport, transport  # noqa: F401 - th
 
 from minitwit.app import create_app
 from minitwit.bench import replay
+from minitwit.db import APPLICATION_NAME, Database
+from minitwit.errors import DatabaseUnavailable
 from minitwit.settings import DatabaseLimits, Settings
 
 API = {"Authorization": SIMULATOR_AUTH}
@@ -276,6 +279,40 @@ def test_the_pool_waits_a_bounded_time_for_a_connection(database_url: str) -> No
         stuck.join(20)
         metrics = requests.get(url + "/metrics", timeout=10).text
         assert 'minitwit_db_unavailable_total{reason="pool_timeout"} 1' in metrics
+
+
+def test_a_connection_the_server_closes_between_two_statements_is_unavailable(database_url: str) -> None:
+    """PostgreSQL gone between two statements of one request (its task killed while a sign-up
+    hashes the password): asyncpg then raises InterfaceError ("connection is closed") for the
+    next statement or transaction, which must be a 503 (DatabaseUnavailable), not a 500."""
+
+    async def outcomes() -> list[str]:
+        database = Database(database_url, pool_size=1)
+        await database.connect()
+        reasons = []
+        try:
+            for next_step in ("statement", "transaction"):
+                try:
+                    async with database.session() as db:
+                        await db.fetch_value("get_latest")
+                        sql(database_url, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                          "WHERE application_name = %s AND datname = current_database()",
+                            APPLICATION_NAME)
+                        await asyncio.sleep(0.5)  # asyncpg reads the server's goodbye
+                        if next_step == "statement":
+                            await db.fetch_value("get_latest")
+                        else:
+                            async with db.transaction():
+                                pass
+                except DatabaseUnavailable as error:
+                    reasons.append(f"{next_step}: {error.reason}")
+            async with database.session() as db:  # the pool opens a new connection by itself
+                reasons.append(f"afterwards: {await db.fetch_value('get_latest')}")
+        finally:
+            await database.disconnect()
+        return reasons
+
+    assert asyncio.run(outcomes()) == ["statement: unreachable", "transaction: unreachable", "afterwards: -1"]
 
 
 # --- Graceful stop -----------------------------------------------------------------------------

@@ -30,7 +30,7 @@ import asyncio
 import contextlib
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -58,6 +58,21 @@ UNAVAILABLE = (
 )
 
 
+def closed_under_us(error: BaseException, connection: Any) -> bool:
+    """asyncpg's InterfaceError on a connection that the server closed after it was taken, e.g.
+    between two statements of one request (PostgreSQL killed while a sign-up hashed its
+    password): the database's failure, not the program's. asyncpg then says "connection is
+    closed", or, as its pool's proxy lets go of a connection that closes, "connection has been
+    released back to the pool" (a Session never outlives its block, so within the block that can
+    only be the close). Any other InterfaceError (two operations at once) stays a bug."""
+    if not isinstance(error, asyncpg.InterfaceError):
+        return False
+    try:
+        return bool(connection.is_closed())
+    except asyncpg.InterfaceError:  # the proxy has let go: the connection closed
+        return True
+
+
 def unavailable(error: BaseException) -> DatabaseUnavailable:
     reason = "statement_timeout" if isinstance(error, asyncpg.QueryCanceledError) else "unreachable"
     return DatabaseUnavailable(reason, f"{type(error).__name__}: {error}".strip())
@@ -75,32 +90,36 @@ class Session:
         query = self._queries[name]
         return self._connection, query.positional_sql, query.arguments(values)
 
-    async def _timed(self, name: str, call: Any) -> Any:
+    async def _timed(self, name: str, call: Callable[[], Awaitable[Any]]) -> Any:
         started = time.perf_counter()
         try:
-            return await call
+            return await call()  # called in here: a lost connection fails at the call itself
         except UNAVAILABLE as error:
             raise unavailable(error) from error
+        except asyncpg.InterfaceError as error:
+            if closed_under_us(error, self._connection):
+                raise unavailable(error) from error
+            raise
         finally:
             if self._observe is not None:
                 self._observe(name, time.perf_counter() - started)
 
     async def fetch_all(self, name: str, **values: object) -> list[Row]:
         raw, sql, args = self._prepare(name, values)
-        return await self._timed(name, raw.fetch(sql, *args))
+        return await self._timed(name, lambda: raw.fetch(sql, *args))
 
     async def fetch_one(self, name: str, **values: object) -> Row | None:
         raw, sql, args = self._prepare(name, values)
-        return await self._timed(name, raw.fetchrow(sql, *args))
+        return await self._timed(name, lambda: raw.fetchrow(sql, *args))
 
     async def fetch_value(self, name: str, **values: object) -> Any:
         raw, sql, args = self._prepare(name, values)
-        return await self._timed(name, raw.fetchval(sql, *args))
+        return await self._timed(name, lambda: raw.fetchval(sql, *args))
 
     async def execute(self, name: str, **values: object) -> str:
         """Runs a statement; returns PostgreSQL's status tag (e.g. ``DELETE 1``)."""
         raw, sql, args = self._prepare(name, values)
-        return await self._timed(name, raw.execute(sql, *args))
+        return await self._timed(name, lambda: raw.execute(sql, *args))
 
     def transaction(self) -> Any:
         """``async with db.transaction():`` commits the block, or rolls it back if it raises."""
@@ -173,12 +192,17 @@ class SessionScope:
 
     async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
                         trace: Any) -> None:
-        assert self._connection is not None
+        connection = self._connection
+        assert connection is not None
+        # Asked before the release: a released connection answers nothing.
+        closed = error is not None and closed_under_us(error, connection)
         try:
-            await self._pool.release(self._connection)  # ROLLBACK first if a transaction is open
+            await self._pool.release(connection)  # ROLLBACK first if a transaction is open
         except UNAVAILABLE as failure:
             raise unavailable(failure) from failure
-        if isinstance(error, UNAVAILABLE):  # failed under the block, outside Session's queries (BEGIN, COMMIT)
+        # Failed under the block, outside Session's queries (BEGIN, COMMIT).
+        if isinstance(error, UNAVAILABLE) or closed:
+            assert error is not None
             raise unavailable(error) from error
 
 
