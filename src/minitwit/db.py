@@ -273,7 +273,7 @@ class Database:
 
     async def disconnect(self) -> None:
         """Closes the pool; connections still busy after a few seconds are cut (shutdown)."""
-        pool = getattr(self._database._backend, "_pool", None)
+        pool = self._open_pool()
         try:
             async with asyncio.timeout(5):
                 await self._database.disconnect()
@@ -281,10 +281,14 @@ class Database:
             if pool is not None:
                 pool.terminate()
 
+    def _open_pool(self) -> asyncpg.Pool | None:
+        """The asyncpg pool ``databases`` opened in ``connect`` (None before, and after disconnect)."""
+        return getattr(self._database._backend, "_pool", None)
+
     @property
     def pool(self) -> asyncpg.Pool:
         """The asyncpg pool ``databases`` opened in ``connect``."""
-        pool = getattr(self._database._backend, "_pool", None)
+        pool = self._open_pool()
         if pool is None:
             raise RuntimeError("the database is not connected (Database.connect)")
         return pool
@@ -310,7 +314,7 @@ class Database:
 
     def pool_stats(self) -> tuple[int, int]:
         """(connections open, connections in use) of the asyncpg pool, for metrics."""
-        pool = getattr(self._database._backend, "_pool", None)
+        pool = self._open_pool()
         if pool is None:
             return 0, 0
         return pool.get_size(), pool.get_size() - pool.get_idle_size()
