@@ -58,13 +58,16 @@ UNAVAILABLE = (
 )
 
 
-def closed_under_us(error: BaseException, connection: Any) -> bool:
-    """asyncpg's InterfaceError on a connection that the server closed after it was taken, e.g.
-    between two statements of one request (PostgreSQL killed while a sign-up hashed its
-    password): the database's failure, not the program's. asyncpg then says "connection is
-    closed", or, as its pool's proxy lets go of a connection that closes, "connection has been
-    released back to the pool" (a Session never outlives its block, so within the block that can
-    only be the close). Any other InterfaceError (two operations at once) stays a bug."""
+def database_failed(error: BaseException, connection: Any) -> bool:
+    """Whether ``error``, raised while ``connection`` was held, is the database's failure rather
+    than the program's: one of UNAVAILABLE, or asyncpg's InterfaceError on a connection that the
+    server closed after it was taken, e.g. between two statements of one request (PostgreSQL
+    killed while a sign-up hashed its password). asyncpg then says "connection is closed", or, as
+    its pool's proxy lets go of a connection that closes, "connection has been released back to
+    the pool" (a Session never outlives its block, so within the block that can only be the
+    close). Any other InterfaceError (two operations at once) stays a bug."""
+    if isinstance(error, UNAVAILABLE):
+        return True
     if not isinstance(error, asyncpg.InterfaceError):
         return False
     try:
@@ -94,10 +97,8 @@ class Session:
         started = time.perf_counter()
         try:
             return await call()  # called in here: a lost connection fails at the call itself
-        except UNAVAILABLE as error:
-            raise unavailable(error) from error
-        except asyncpg.InterfaceError as error:
-            if closed_under_us(error, self._connection):
+        except Exception as error:
+            if database_failed(error, self._connection):
                 raise unavailable(error) from error
             raise
         finally:
@@ -194,15 +195,14 @@ class SessionScope:
                         trace: Any) -> None:
         connection = self._connection
         assert connection is not None
-        # Asked before the release: a released connection answers nothing.
-        closed = error is not None and closed_under_us(error, connection)
+        # Failed under the block, outside Session's queries (BEGIN, COMMIT)? Asked before the
+        # release: a released connection answers nothing.
+        failed = error is not None and database_failed(error, connection)
         try:
             await self._pool.release(connection)  # ROLLBACK first if a transaction is open
         except UNAVAILABLE as failure:
             raise unavailable(failure) from failure
-        # Failed under the block, outside Session's queries (BEGIN, COMMIT).
-        if isinstance(error, UNAVAILABLE) or closed:
-            assert error is not None
+        if error is not None and failed:
             raise unavailable(error) from error
 
 
