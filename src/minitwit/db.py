@@ -176,10 +176,11 @@ class SessionScope:
         database = self._database
         pool = self._pool = database.pool
         try:
-            if pool.get_idle_size():
+            if database.sessions_open < database.pool_size:
                 # A connection is free: taking it cannot wait for another request, so the
                 # timer below (a timer handle per request) is not needed. Opening a new one is
-                # bounded by the pool's own connect timeout.
+                # bounded by the pool's own connect timeout. Counted here rather than asked of
+                # asyncpg, whose get_idle_size() walks every connection of the pool.
                 connection = await pool.acquire()
             else:
                 async with asyncio.timeout(database._acquire_timeout):
@@ -189,6 +190,7 @@ class SessionScope:
         except UNAVAILABLE as error:  # opening a new connection
             raise unavailable(error) from error
         self._connection = connection
+        database.sessions_open += 1
         return Session(connection, database.queries, database.observe)
 
     async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
@@ -198,6 +200,7 @@ class SessionScope:
         # Failed under the block, outside Session's queries (BEGIN, COMMIT)? Asked before the
         # release: a released connection answers nothing.
         failed = error is not None and database_failed(error, connection)
+        self._database.sessions_open -= 1
         try:
             await self._pool.release(connection)  # ROLLBACK first if a transaction is open
         except UNAVAILABLE as failure:
@@ -227,6 +230,7 @@ class Database:
         self.limits = limits
         self.observe = observe
         self._acquire_timeout = limits.acquire_timeout_seconds if limits else None
+        self.sessions_open = 0  # connections taken by Database.session and not yet given back
         self._database = databases.Database(
             url,
             # No floor: asyncpg would keep retrying it (a traceback a second) while PostgreSQL
