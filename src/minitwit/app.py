@@ -16,14 +16,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from minitwit import api, observability, openapi, operations, sessions, web
 from minitwit.api import SimulatorCredential
+from minitwit.api_lane import ApiLane
 from minitwit.db import Database
 from minitwit.errors import DatabaseUnavailable, MiniTwitError
 from minitwit.http_protocol import BoundedHttpToolsProtocol
 from minitwit.paths import STATIC_DIR
+from minitwit.requests_util import MAX_BODY_BYTES
 from minitwit.security import RequestGuard, UsernameConvertor
 from minitwit.settings import Settings
 from minitwit.templating import render
@@ -135,6 +137,18 @@ async def handle_server_error(request: Request, exc: Exception) -> Response:
     return error_response(request, 500, "Internal server error: the failure was logged")
 
 
+class MiniTwit(Starlette):
+    """Starlette, with the simulator's routes in a lane before its middleware (api_lane)."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        stack = super().build_middleware_stack()
+        settings: Settings = self.state.settings
+        if settings.bench_variant == "api-through-router":
+            return stack  # `minitwit bench layers`: every request through the whole stack
+        return ApiLane(stack, self.routes, on_error=handle_minitwit_error, on_server_error=handle_server_error,
+                       max_body_bytes=MAX_BODY_BYTES, allowed_hosts=settings.allowed_hosts)
+
+
 def create_app(settings: Settings, database_url: str) -> Starlette:
     """The app for ``settings``, on the PostgreSQL database at ``database_url``."""
     database = Database(database_url, pool_size=settings.db_pool_size, limits=settings.db)
@@ -153,7 +167,7 @@ def create_app(settings: Settings, database_url: str) -> Starlette:
 
     variant = settings.bench_variant  # "" as shipped; `minitwit bench layers` changes one layer
     guard = [Middleware(RequestGuard, refuse=error_response, allowed_hosts=settings.allowed_hosts)]
-    app = Starlette(
+    app = MiniTwit(
         routes=routes,
         middleware=[
             *(guard if variant != "no-security" else []),

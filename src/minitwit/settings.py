@@ -134,7 +134,7 @@ class DatabaseLimits:
 
 # The layers `minitwit bench layers` switches, one per run (the access log is LOG_LEVEL=WARNING
 # and Sentry a SENTRY_DSN, both ordinary settings).
-BENCH_VARIANTS = ("no-metrics", "no-security", "sessions-on-api")
+BENCH_VARIANTS = ("no-metrics", "no-security", "sessions-on-api", "api-through-router")
 
 
 @dataclass(frozen=True)

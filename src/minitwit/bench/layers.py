@@ -2,7 +2,8 @@
 
 The scenario is replayed against a fresh ``minitwit serve`` as shipped, then with one layer
 changed at a time (the access log off, metrics off, the security middleware off, the session
-middleware on the API routes too, Sentry on with a DSN to a sink in this process), and the table
+middleware on the API routes too, the API through Starlette's router instead of its lane, Sentry
+on with a DSN to a sink in this process), and the table
 gives the app's CPU per request (its processes, PostgreSQL apart), throughput and p99 for each.
 ``--baseline-command`` adds any other server, measured the same way in the same run (e.g. a
 minimal implementation of the API, to see what the framework costs). ``--rounds`` repeats the
@@ -44,6 +45,7 @@ def variants(sentry_dsn: str) -> list[tuple[str, dict[str, str]]]:
         ("metrics off", {"MINITWIT_BENCH_VARIANT": "no-metrics"}),
         ("security middleware and headers off", {"MINITWIT_BENCH_VARIANT": "no-security"}),
         ("session middleware on API routes too", {"MINITWIT_BENCH_VARIANT": "sessions-on-api"}),
+        ("API through Starlette's router (no lane)", {"MINITWIT_BENCH_VARIANT": "api-through-router"}),
         ("Sentry on (DSN to an in-process sink)", {"SENTRY_DSN": sentry_dsn}),
     ]
 

@@ -1,0 +1,120 @@
+"""The simulator API's lane: its six routes served before Starlette's middleware and router.
+
+Nearly every request MiniTwit serves is the simulator's, and each one went through Starlette's
+ServerErrorMiddleware, the RequestGuard, the session middleware (which lets the API by), the
+ExceptionMiddleware (a Request and a ``send`` wrapper of its own) and a router that tries its
+routes' regular expressions in turn: about a sixth of the app's CPU per request, for checks
+whose answer for a simulator request is nearly always "go on" (docs/performance.md).
+
+``ApiLane`` answers such a request itself, with the same handlers (the ``api`` module), the same
+route objects (so metrics and logs label it alike) and the same error rendering (the app's
+handlers). It takes the lane only when the full stack would have let the request through to its
+route: a known host, no browser's cross-site signal, a declared body within the cap, no root
+path. Anything else, including every refusal and every other route, goes through the full
+stack, which decides as it always has. tests/test_api_lane.py compares both paths answer by
+answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable
+from urllib.parse import unquote
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from minitwit.api import Endpoint
+from minitwit.errors import MiniTwitError
+from minitwit.security import host_allowed, routing_path
+
+ErrorHandler = Callable[[Request, Exception], Awaitable[Response]]
+ServerErrorPage = Callable[[Request, Exception], Awaitable[Response]]
+
+# The lane's routes by name (app.routes): whole paths, and paths that end in one username.
+WHOLE_PATHS = {("GET", "/msgs"): "api_messages", ("GET", "/latest"): "api_latest"}
+USER_PATHS = {
+    ("GET", "/msgs/"): "api_user_messages",
+    ("POST", "/msgs/"): "api_post_message",
+    ("GET", "/fllws/"): "api_follows",
+    ("POST", "/fllws/"): "api_change_follow",
+}
+
+
+class ApiLane:
+    """The app's stack behind a lane for the simulator's routes (see the module docstring)."""
+
+    def __init__(self, app: ASGIApp, routes: Iterable[BaseRoute], *, on_error: ErrorHandler,
+                 on_server_error: ServerErrorPage, max_body_bytes: int, allowed_hosts: Iterable[str]) -> None:
+        self.app = app
+        by_name = {route.name: route for route in routes if isinstance(route, Route)}
+        self.whole = {key: self._lane(by_name[name]) for key, name in WHOLE_PATHS.items()}
+        self.by_user = {key: self._lane(by_name[name]) for key, name in USER_PATHS.items()}
+        self.on_error = on_error
+        self.on_server_error = on_server_error
+        self.max_body_bytes = max_body_bytes
+        self.allowed_hosts = frozenset(allowed_hosts)
+
+    @staticmethod
+    def _lane(route: Route) -> tuple[Route, Callable[[Request], Awaitable[Response]]]:
+        endpoint = route.endpoint
+        assert isinstance(endpoint, Endpoint), f"{route.name} is not a simulator endpoint"
+        return route, endpoint.endpoint
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("root_path"):
+            await self.app(scope, receive, send)
+            return
+        method = scope["method"]
+        path = scope["path"]
+        raw_path = scope.get("raw_path")
+        if raw_path and b"%" in raw_path:
+            path = routing_path(raw_path.partition(b"?")[0])  # as the RequestGuard has it
+        username = None
+        lane = self.whole.get((method, path))
+        if lane is None:
+            prefix = "/msgs/" if path.startswith("/msgs/") else "/fllws/" if path.startswith("/fllws/") else ""
+            username = path[len(prefix):]
+            lane = self.by_user.get((method, prefix)) if username and "/" not in username else None
+            if lane is None or not self._let_through(scope, method):
+                await self.app(scope, receive, send)
+                return
+            if "%" in username:
+                username = unquote(username)  # the route's UsernameConvertor
+        elif not self._let_through(scope, method):
+            await self.app(scope, receive, send)
+            return
+        route, endpoint = lane
+        scope["path"] = path
+        scope["route"] = route
+        scope["endpoint"] = route.endpoint
+        scope["path_params"] = {} if username is None else {"username": username}
+        request = Request(scope, receive, send)
+        try:
+            response = await endpoint(request)
+        except MiniTwitError as error:
+            response = await self.on_error(request, error)
+        except Exception as error:
+            # What Starlette's ServerErrorMiddleware does: the 500 page, then the exception goes
+            # on to the request observer, which logs and reports it.
+            await (await self.on_server_error(request, error))(scope, receive, send)
+            raise
+        await response(scope, receive, send)
+
+    def _let_through(self, scope: Scope, method: str) -> bool:
+        """Whether the full stack would let this request reach its route unchanged: the
+        RequestGuard's checks (host, cross-site, body size) with every doubt sent to it."""
+        host = content_length = None
+        for name, value in scope["headers"]:
+            if name == b"host":
+                host = value
+            elif name == b"content-length":
+                content_length = value
+            elif name in (b"sec-fetch-site", b"origin"):
+                return False  # a browser's request: the guard judges where it comes from
+        if self.allowed_hosts and not host_allowed(host, self.allowed_hosts):
+            return False
+        if content_length is None:
+            return method == "GET"  # a body without a declared length is counted by the guard
+        return content_length.isdigit() and int(content_length) <= self.max_body_bytes
