@@ -142,3 +142,23 @@ def test_connections_that_send_nothing_are_closed(two_workers: str) -> None:
         started = time.monotonic()
         assert idle.recv(64) == b"" and slow.recv(64) == b""  # closed by the server
         assert time.monotonic() - started < 2 * HEADER_TIMEOUT_SECONDS
+
+
+def head_with_headers(filler_bytes: int) -> bytes:
+    lines = [b"X-Filler-%d: %s\r\n" % (number, b"a" * 1000) for number in range(filler_bytes // 1000)]
+    return b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" + b"".join(lines) + b"\r\n"
+
+
+@pytest.mark.parametrize("pieces", [1, 7])
+def test_the_header_limit_holds_whether_the_head_comes_at_once_or_in_pieces(two_workers: str, pieces: int) -> None:
+    """16 KiB of request line and headers (MAX_HEADER_BYTES): 12 KB passes and 20 KB is refused,
+    sent in one piece (counted once the head is complete) or in several (counted as they come)."""
+    for filler, expected in ((12_000, b"HTTP/1.1 200"), (20_000, b"HTTP/1.1 400")):
+        head = head_with_headers(filler)
+        with socket.create_connection(("127.0.0.1", port_of(two_workers)), timeout=10) as sock:
+            size = -(-len(head) // pieces)
+            for start in range(0, len(head), size):
+                sock.sendall(head[start:start + size])
+                time.sleep(0.05 if pieces > 1 else 0)
+            answer = sock.recv(64)
+        assert answer.startswith(expected), (filler, pieces, answer)

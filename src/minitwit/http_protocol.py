@@ -8,6 +8,12 @@ malformed request) or do not arrive within ``header_timeout_seconds`` of the con
 on a kept-alive connection, of the request's first byte). The body has its own time limit in
 the app (requests_util.read_body, 408). ``minitwit serve`` selects this class; each worker sets
 the limits from its settings (app.app_from_environment).
+
+Both limits cost a request little, because every simulator request opens a connection of its
+own (docs/performance.md): the size is counted per chunk received, not per header line, and
+checked exactly once the head is complete only when the chunks could have gone over; the time
+is watched by one timer per worker that looks at the connections still reading a head, not by a
+timer per connection.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ from minitwit.settings import Settings
 from minitwit.supervisor import DrainingHttpToolsProtocol
 
 HEADER_LINE_OVERHEAD = 4  # ": " and CRLF
+TOO_LARGE = "Invalid HTTP request received."  # what uvicorn answers to any malformed head
+WATCH_EVERY_SECONDS = 0.5
 
 
 class BoundedHttpToolsProtocol(DrainingHttpToolsProtocol):
@@ -27,6 +35,7 @@ class BoundedHttpToolsProtocol(DrainingHttpToolsProtocol):
 
     max_header_bytes = Settings.max_header_bytes
     header_timeout_seconds = Settings.header_timeout_seconds
+    _watched_loop: asyncio.AbstractEventLoop | None = None  # the loop whose heads are watched
 
     @classmethod
     def configure(cls, settings: Settings) -> None:
@@ -35,47 +44,55 @@ class BoundedHttpToolsProtocol(DrainingHttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._header_bytes = 0
-        self._header_deadline: asyncio.TimerHandle | None = None
-        self._start_header_clock()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._stop_header_clock()
-        super().connection_lost(exc)
+        self._in_head = True  # reading a request line and headers
+        self._head_started = self.loop.time()
+        self._head_bytes = 0  # of the head, in the chunks received before the one being parsed
+        self._chunk_bytes = 0
+        if BoundedHttpToolsProtocol._watched_loop is not self.loop:
+            BoundedHttpToolsProtocol._watched_loop = self.loop
+            self.loop.call_later(WATCH_EVERY_SECONDS, _close_slow_heads, self.loop, self.connections)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self._header_bytes = 0
-        if self._header_deadline is None:  # a further request on a kept-alive connection
-            self._start_header_clock()
+        if not self._in_head:  # a further request on a kept-alive connection: its own clock
+            self._in_head = True
+            self._head_started = self.loop.time()
+            self._head_bytes = 0
 
-    def on_url(self, url: bytes) -> None:
-        self._count(len(url))
-        super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._count(len(name) + len(value) + HEADER_LINE_OVERHEAD)
-        super().on_header(name, value)
+    def data_received(self, data: bytes) -> None:
+        self._chunk_bytes = len(data)
+        super().data_received(data)
+        if self._in_head and not self.transport.is_closing():  # all of this chunk was head
+            self._head_bytes += len(data)
+            if self._head_bytes > self.max_header_bytes:
+                self.logger.warning(TOO_LARGE)
+                self.send_400_response(TOO_LARGE)
 
     def on_headers_complete(self) -> None:
-        self._stop_header_clock()
-        super().on_headers_complete()
-
-    def _count(self, size: int) -> None:
-        self._header_bytes += size
-        if self._header_bytes > self.max_header_bytes:
+        self._in_head = False
+        if self._head_bytes + self._chunk_bytes > self.max_header_bytes and self._head_size() > self.max_header_bytes:
             # uvicorn answers a parser error with 400 and closes the connection.
             raise httptools.HttpParserError(f"request headers over {self.max_header_bytes} bytes")
+        super().on_headers_complete()
 
-    def _start_header_clock(self) -> None:
-        self._header_deadline = self.loop.call_later(self.header_timeout_seconds, self._headers_too_slow)
+    def _head_size(self) -> int:
+        """The target and the headers, as the limit counts them (the chunks may hold body)."""
+        return len(self.url) + sum(
+            len(name) + len(value) + HEADER_LINE_OVERHEAD for name, value in self.headers)
 
-    def _stop_header_clock(self) -> None:
-        if self._header_deadline is not None:
-            self._header_deadline.cancel()
-            self._header_deadline = None
+    def _head_too_slow(self, now: float) -> bool:
+        return self._in_head and now - self._head_started > self.header_timeout_seconds
 
-    def _headers_too_slow(self) -> None:
-        self._header_deadline = None
+    def _close(self) -> None:
         if not self.transport.is_closing():
             self.transport.close()
+
+
+def _close_slow_heads(loop: asyncio.AbstractEventLoop, connections: set) -> None:
+    """Every WATCH_EVERY_SECONDS: closes the connections whose head has taken too long."""
+    now = loop.time()
+    for connection in list(connections):
+        if isinstance(connection, BoundedHttpToolsProtocol) and connection._head_too_slow(now):
+            connection._close()
+    if BoundedHttpToolsProtocol._watched_loop is loop:
+        loop.call_later(WATCH_EVERY_SECONDS, _close_slow_heads, loop, connections)
