@@ -227,3 +227,23 @@ def test_the_direct_access_line_is_the_line_loguru_writes(restore_logging: None)
         assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)?[+-]\d\d:\d\d", line["record"]["time"]["repr"])
         del line["record"]["time"]
     assert direct == through_loguru
+
+
+@pytest.mark.parametrize("microseconds", [1_796_173_257_531_560, 1_796_173_257_000_000, 1_796_173_259_999_999])
+def test_the_direct_access_lines_time_is_the_one_loguru_writes(
+        restore_logging: None, monkeypatch: pytest.MonkeyPatch, microseconds: int) -> None:
+    """The direct access line formats the second once and the microseconds per line; its time
+    reads as ``str(datetime)`` and ``datetime.timestamp()`` would write it (no fraction on a
+    whole second, as loguru's)."""
+    from datetime import datetime
+
+    from minitwit.observability import logs
+
+    lines = Lines()
+    configure_logging("INFO", "json")
+    logs._AccessLineTarget.stream = lines
+    monkeypatch.setattr(logs, "time_ns", lambda: microseconds * 1000 + 999)
+    logs.log_request(status=200)
+    logs._AccessLineTarget.stream = None
+    expected = datetime.fromtimestamp(microseconds / 1_000_000, logs._AccessLineTarget.timezone)
+    assert lines.records[0]["record"]["time"] == {"repr": str(expected), "timestamp": expected.timestamp()}

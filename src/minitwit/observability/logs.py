@@ -18,6 +18,7 @@ import logging
 import os
 import sys
 from datetime import datetime, tzinfo
+from time import time_ns
 from typing import Any, Protocol
 
 import orjson
@@ -110,13 +111,32 @@ def log_request(**extra: object) -> None:
         logger.opt(depth=1).info(ACCESS_MESSAGE, **extra)
         return
     caller = sys._getframe(1)
-    fields = _ACCESS_FIELDS.get((caller.f_code, caller.f_lineno)) or _access_fields(caller)
-    time = datetime.now(_AccessLineTarget.timezone)
+    # By the caller's instruction: its line number would be looked up in the line table each time.
+    fields = _ACCESS_FIELDS.get((caller.f_code, caller.f_lasti)) or _access_fields(caller)
+    now = time_ns() // 1000  # microseconds, as loguru's datetime has them
+    second, microsecond = divmod(now, 1_000_000)
+    if second != _SecondOfDay.second:
+        _SecondOfDay.start(second)
     stream.write("".join((
-        _ACCESS_HEAD, str(time), '","timestamp":', repr(time.timestamp()), fields,
+        _ACCESS_HEAD, _SecondOfDay.text, f".{microsecond:06d}" if microsecond else "", _SecondOfDay.offset,
+        '","timestamp":', repr(now / 1_000_000), fields,
         orjson.dumps(extra, default=str).decode(), ',"exception":null}}\n',
     )))
     stream.flush()
+
+
+class _SecondOfDay:
+    """The current second as ``str(datetime)`` writes it (date, time; UTC offset apart), for the
+    access line: formatted once a second rather than once a line."""
+
+    second = -1
+    text = ""
+    offset = ""
+
+    @classmethod
+    def start(cls, second: int) -> None:
+        written = str(datetime.fromtimestamp(second, _AccessLineTarget.timezone))  # no fraction: a whole second
+        cls.second, cls.text, cls.offset = second, written[:19], written[19:]
 
 
 # json_line's shape, written out: what comes before the time, and per calling line what comes
@@ -132,7 +152,7 @@ def _access_fields(caller: Any) -> str:
         ',"function":', orjson.dumps(caller.f_code.co_name).decode(), ',"line":', str(caller.f_lineno),
         ',"process":{"id":', str(_AccessLineTarget.process_id), '},"extra":',
     ))
-    _ACCESS_FIELDS[(caller.f_code, caller.f_lineno)] = fields
+    _ACCESS_FIELDS[(caller.f_code, caller.f_lasti)] = fields
     return fields
 
 
@@ -155,6 +175,7 @@ def configure_logging(level: str = "INFO", log_format: str = "json") -> None:
     _AccessLineTarget.stream = sys.stdout if direct else None
     _AccessLineTarget.process_id = os.getpid()
     _ACCESS_FIELDS.clear()  # they name the process
+    _SecondOfDay.second = -1  # and the time zone
     _AccessLineTarget.timezone = datetime.now().astimezone().tzinfo  # loguru's times are local too
     if log_format == "json":
         logger.add(json_sink(sys.stdout), level=level, format=JSON_FORMAT, backtrace=False, diagnose=False)
