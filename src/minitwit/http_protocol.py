@@ -42,8 +42,10 @@ class BoundedHttpToolsProtocol(DrainingHttpToolsProtocol):
         cls.max_header_bytes = settings.max_header_bytes
         cls.header_timeout_seconds = settings.header_timeout_seconds
 
+    # The base class's methods are called by name, not through super(): these run for every
+    # request, and a bare super() call builds a proxy object each time.
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        DrainingHttpToolsProtocol.connection_made(self, transport)
         self._in_head = True  # reading a request line and headers
         self._head_started = self.loop.time()
         self._head_bytes = 0  # of the head, in the chunks received before the one being parsed
@@ -53,7 +55,7 @@ class BoundedHttpToolsProtocol(DrainingHttpToolsProtocol):
             self.loop.call_later(WATCH_EVERY_SECONDS, _close_slow_heads, self.loop, self.connections)
 
     def on_message_begin(self) -> None:
-        super().on_message_begin()
+        DrainingHttpToolsProtocol.on_message_begin(self)
         if not self._in_head:  # a further request on a kept-alive connection: its own clock
             self._in_head = True
             self._head_started = self.loop.time()
@@ -61,7 +63,7 @@ class BoundedHttpToolsProtocol(DrainingHttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         self._chunk_bytes = len(data)
-        super().data_received(data)
+        DrainingHttpToolsProtocol.data_received(self, data)
         if self._in_head and not self.transport.is_closing():  # all of this chunk was head
             self._head_bytes += len(data)
             if self._head_bytes > self.max_header_bytes:
@@ -73,7 +75,7 @@ class BoundedHttpToolsProtocol(DrainingHttpToolsProtocol):
         if self._head_bytes + self._chunk_bytes > self.max_header_bytes and self._head_size() > self.max_header_bytes:
             # uvicorn answers a parser error with 400 and closes the connection.
             raise httptools.HttpParserError(f"request headers over {self.max_header_bytes} bytes")
-        super().on_headers_complete()
+        DrainingHttpToolsProtocol.on_headers_complete(self)
 
     def _head_size(self) -> int:
         """The target and the headers, as the limit counts them (the chunks may hold body)."""

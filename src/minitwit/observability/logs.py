@@ -117,9 +117,12 @@ def log_request(**extra: object) -> None:
     second, microsecond = divmod(now, 1_000_000)
     if second != _SecondOfDay.second:
         _SecondOfDay.start(second)
+    fraction = f"{microsecond:06d}" if microsecond else ""
     stream.write("".join((
-        _ACCESS_HEAD, _SecondOfDay.text, f".{microsecond:06d}" if microsecond else "", _SecondOfDay.offset,
-        '","timestamp":', repr(now / 1_000_000), fields,
+        _ACCESS_HEAD, _SecondOfDay.text, "." if microsecond else "", fraction, _SecondOfDay.offset,
+        # repr(now / 1e6) without the float: until 2106 two microseconds are further apart than
+        # two doubles, so the shortest decimal that reads back is the microseconds, zeros dropped.
+        '","timestamp":', str(second), ".", fraction.rstrip("0") or "0", fields,
         orjson.dumps(extra, default=str).decode(), ',"exception":null}}\n',
     )))
     stream.flush()
