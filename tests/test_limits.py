@@ -295,3 +295,22 @@ def test_nesting_is_counted_outside_strings_only() -> None:
     assert json_depth_exceeds(b"[" * (MAX_JSON_DEPTH + 1) + b"]" * (MAX_JSON_DEPTH + 1))
     assert not json_depth_exceeds(b"[" * MAX_JSON_DEPTH + b"]" * MAX_JSON_DEPTH)
     assert not json_depth_exceeds(b"[[]]" * 1000)  # wide is fine, only deep is refused
+
+
+def test_a_body_that_stops_coming_is_answered_408_and_the_next_request_is_served(server_factory) -> None:
+    """The body's time limit (BODY_TIMEOUT_SECONDS, one deadline watch per worker): a request
+    whose body stops half-way is answered 408 with Connection: close, on the API and on a web
+    form, and the requests after it (on the same worker) are served as usual."""
+    import socket
+
+    server = server_factory(body_timeout_seconds=0.5)
+    port = int(server.url.rsplit(":", 1)[1])
+    for path, kind in (("/msgs/nobody", "application/json"), ("/login", "application/x-www-form-urlencoded")):
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+            sock.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {kind}\r\n"
+                         "Content-Length: 100\r\n\r\n{".encode())
+            answer = sock.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 408"), answer
+        assert b"connection: close" in answer.lower()
+    assert api_register(server, "after").status_code == 204
+    assert api_tweet(server, "after", "the body came at once").status_code == 204

@@ -16,7 +16,14 @@ from starlette.types import Receive, Scope, Send
 from minitwit import accounts, follows, simulator, throttle, timelines
 from minitwit.db import Session
 from minitwit.errors import DatabaseUnavailable, InvalidInput, MiniTwitError, NotAuthorized
-from minitwit.requests_util import client_address, query_int, read_body, read_json_object, text_field
+from minitwit.requests_util import (
+    client_address,
+    header_value,
+    query_int,
+    read_body,
+    read_json_object,
+    text_field,
+)
 
 NOT_AUTHORIZED = "You are not authorized to use this resource!"
 DEFAULT_NO = 100
@@ -106,7 +113,7 @@ def simulator_endpoint(
             async with request.app.state.db.session() as db:
                 try:
                     credential: SimulatorCredential = request.app.state.simulator_credential
-                    if needs_credential and not credential.accepts(request.headers.get("authorization")):
+                    if needs_credential and not credential.accepts(header_value(request, b"authorization")):
                         raise NotAuthorized(NOT_AUTHORIZED)
                     if latest is not None and not records_latest:
                         await db.execute("record_latest", action_id=latest)
@@ -139,7 +146,7 @@ async def register(request: Request, db: Session, latest: int | None) -> Respons
     data = await read_json_object(request)
     username, email, password = text_field(data, "username"), text_field(data, "email"), text_field(data, "pwd")
     credential: SimulatorCredential = request.app.state.simulator_credential
-    if credential.accepts(request.headers.get("authorization")):
+    if credential.accepts(header_value(request, b"authorization")):
         await accounts.register(db, username, email, password, trusted=True)
     else:
         await throttle.sign_up(db, request.app.state.settings.throttle, client_address(request),

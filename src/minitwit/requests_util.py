@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import weakref
 from typing import Any
 
 from starlette.requests import Request
@@ -36,13 +37,66 @@ async def read_body(request: Request, timeout: float = BODY_READ_TIMEOUT_SECONDS
     database connection, so a client that drips its body holds a socket, never a connection."""
     if request.method in BODILESS_METHODS:
         return  # their handlers never read a body; a GET that sends one is not waited for
+    task = asyncio.current_task()
+    assert task is not None
+    watch = BodyWatch.of(asyncio.get_running_loop())
+    watch.reading[task] = watch.loop.time() + timeout
     try:
-        # asyncio.timeout, not wait_for: on Python 3.11 wait_for runs the read in a task of its
-        # own, a cost every POST would pay although its body has nearly always arrived already.
-        async with asyncio.timeout(timeout):
-            await request.body()
-    except TimeoutError:
+        await request.body()
+    except asyncio.CancelledError:
+        if not watch.forget(task):
+            raise  # cancelled by someone else (a shutdown): not ours to turn into a 408
         raise BodyTooSlow(f"The request body must arrive within {timeout:g} seconds") from None
+    finally:
+        watch.reading.pop(task, None)
+        watch.forget(task)  # a deadline that passed as the body came in (asyncio.timeout's race too)
+
+
+class BodyWatch:
+    """The time limit on reading bodies: one timer per event loop, every WATCH_EVERY_SECONDS
+    while bodies are being read, cancels the reads past their deadline. A timer per request
+    (``asyncio.timeout``) cost about 9 µs a POST, nearly always for a body already there
+    (docs/performance.md); a deadline here costs a dictionary entry. A read is cancelled
+    between its deadline and WATCH_EVERY_SECONDS later."""
+
+    WATCH_EVERY_SECONDS = 0.25
+    _by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, BodyWatch] = weakref.WeakKeyDictionary()
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.reading: dict[asyncio.Task, float] = {}  # task -> deadline (loop time)
+        self.expired: set[asyncio.Task] = set()  # cancelled here, not yet told
+        self._armed = False
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop) -> BodyWatch:
+        watch = cls._by_loop.get(loop)
+        if watch is None:
+            watch = cls._by_loop[loop] = cls(loop)
+        if not watch._armed:
+            watch._armed = True
+            loop.call_later(cls.WATCH_EVERY_SECONDS, watch._sweep)
+        return watch
+
+    def forget(self, task: asyncio.Task) -> bool:
+        """Whether this watch cancelled ``task``; if so, the cancellation is taken back."""
+        if task not in self.expired:
+            return False
+        self.expired.discard(task)
+        task.uncancel()
+        return True
+
+    def _sweep(self) -> None:
+        now = self.loop.time()
+        for task, deadline in list(self.reading.items()):
+            if now >= deadline:
+                del self.reading[task]
+                self.expired.add(task)
+                task.cancel()
+        if self.reading:
+            self.loop.call_later(self.WATCH_EVERY_SECONDS, self._sweep)
+        else:
+            self._armed = False
 
 
 def json_depth_exceeds(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
@@ -64,6 +118,15 @@ def json_depth_exceeds(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
 def client_address(request: Request) -> str:
     """The peer's address; behind a proxy, uvicorn's --proxy-headers puts the real one here."""
     return request.client.host if request.client else ""
+
+
+def header_value(request: Request, name: bytes) -> str | None:
+    """``request.headers.get(name)`` (``name`` in lower case) without building Starlette's
+    Headers object: the simulator API reads one header per request."""
+    for key, value in request.scope["headers"]:
+        if key == name:
+            return value.decode("latin-1")
+    return None
 
 
 def query_value(request: Request, name: str) -> str | None:
