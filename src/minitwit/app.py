@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from loguru import logger
 from starlette.applications import Starlette
 from starlette.convertors import register_url_convertor
+from starlette.datastructures import State
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
@@ -137,8 +138,24 @@ async def handle_server_error(request: Request, exc: Exception) -> Response:
     return error_response(request, 500, "Internal server error: the failure was logged")
 
 
+class AppState(State):
+    """``app.state`` with plain attributes. Starlette's State keeps them in a dictionary behind
+    ``__getattr__``, so every read first fails the normal lookup, which formats an AttributeError
+    message in C before the fallback finds the value: a few per request on the hot path."""
+
+    def __setattr__(self, name: str, value: object) -> None:
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        object.__delattr__(self, name)
+
+
 class MiniTwit(Starlette):
     """Starlette, with the simulator's routes in a lane before its middleware (api_lane)."""
+
+    def __init__(self, **options: object) -> None:
+        super().__init__(**options)  # type: ignore[arg-type]
+        self.state = AppState()
 
     def build_middleware_stack(self) -> ASGIApp:
         stack = super().build_middleware_stack()

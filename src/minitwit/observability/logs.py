@@ -190,7 +190,9 @@ def configure_logging(level: str = "INFO", log_format: str = "json") -> None:
     for name in ROUTED_LOGGERS:
         routed = logging.getLogger(name)
         routed.handlers = []
-        routed.setLevel(logging.NOTSET)  # the root's level decides
+        # The root's level, set here too: uvicorn tests a logger's own level (NOTSET passes as
+        # TRACE) and would format a trace line's prefix for every connection made and lost.
+        routed.setLevel(stdlib_level)
         routed.propagate = True
     # The app writes its own access line; uvicorn logs access only while this logger has a handler.
     access = logging.getLogger("uvicorn.access")
