@@ -3,6 +3,7 @@ traceback, no secrets, and the same on the stdout of a real `minitwit serve` wit
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -247,3 +248,46 @@ def test_the_direct_access_lines_time_is_the_one_loguru_writes(
     logs._AccessLineTarget.stream = None
     expected = datetime.fromtimestamp(microseconds / 1_000_000, logs._AccessLineTarget.timezone)
     assert lines.records[0]["record"]["time"] == {"repr": str(expected), "timestamp": expected.timestamp()}
+
+
+class BufferedLines:
+    """A stream like stdout: what is written waits in a buffer until flushed."""
+
+    def __init__(self) -> None:
+        self.buffer: list[str] = []
+        self.out: list[dict] = []
+
+    def write(self, text: str) -> None:
+        self.buffer.append(text)
+
+    def flush(self) -> None:
+        self.out += [json.loads(line) for line in "".join(self.buffer).splitlines()]
+        self.buffer.clear()
+
+
+def test_access_lines_are_flushed_together_and_never_out_of_order(restore_logging: None) -> None:
+    """In a server (an event loop) access lines are flushed together, soon after they are
+    written; any other line flushes the stream at once, the access lines before it first."""
+    from minitwit.observability import logs
+
+    stream = BufferedLines()
+
+    async def serve() -> None:
+        configure_logging("INFO", "json")
+        logger.remove()
+        logger.add(json_sink(stream), format=JSON_FORMAT, level="INFO")
+        logs._AccessLineTarget.stream = stream
+        logs.log_request(number=1)
+        logs.log_request(number=2)
+        assert stream.out == []  # not one write each
+        logger.warning("something else")
+        logs.log_request(number=3)
+        for _ in range(500):  # the flush is due within ACCESS_FLUSH_SECONDS; bounded wait
+            if len(stream.out) == 4:
+                break
+            await asyncio.sleep(0.01)
+
+    asyncio.run(serve())
+    logs._AccessLineTarget.stream = None
+    said = [line["record"]["extra"].get("number") or line["record"]["message"] for line in stream.out]
+    assert said == [1, 2, "something else", 3]

@@ -25,6 +25,7 @@ from minitwit.api_lane import ApiLane
 from minitwit.db import Database
 from minitwit.errors import DatabaseUnavailable, MiniTwitError
 from minitwit.http_protocol import BoundedHttpToolsProtocol
+from minitwit.observability.logs import flush_access_lines
 from minitwit.paths import STATIC_DIR
 from minitwit.requests_util import MAX_BODY_BYTES
 from minitwit.security import RequestGuard, UsernameConvertor
@@ -181,6 +182,7 @@ def create_app(settings: Settings, database_url: str) -> Starlette:
             yield
         finally:
             await database.disconnect()
+            flush_access_lines()
 
     variant = settings.bench_variant  # "" as shipped; `minitwit bench layers` changes one layer
     guard = [Middleware(RequestGuard, refuse=error_response, allowed_hosts=settings.allowed_hosts)]
