@@ -474,3 +474,36 @@ def test_healthcheck_start_periods_cover_the_wait_for_postgresql() -> None:
         app = yaml.safe_load((REPO_ROOT / name).read_text())["services"]["app"]
         assert seconds_of(app["healthcheck"]["start_period"]) >= needed, name
         assert seconds_of(app.get("stop_grace_period", "10s")) > settings.shutdown_timeout_seconds, name
+
+
+def test_requests_racing_for_the_last_connection_still_wait_a_bounded_time(database_url: str) -> None:
+    """Database.session counts the connections taken or being taken, before it waits: of two
+    requests that start together on a pool of one, the second waits with the acquire timeout
+    (503 pool_timeout) rather than for as long as the first holds the connection. A wait that
+    is cancelled gives its place back."""
+
+    async def race() -> tuple[list[object], int, int]:
+        database = Database(database_url, pool_size=1, limits=DatabaseLimits(acquire_timeout_seconds=0.3))
+        await database.connect()
+        try:
+            async def hold(seconds: float) -> str:
+                async with database.session() as db:
+                    await db.fetch_value("get_latest")
+                    await asyncio.sleep(seconds)
+                return "served"
+
+            outcomes = await asyncio.gather(hold(1.5), hold(0), return_exceptions=True)
+            async with database.session():
+                waiting = asyncio.ensure_future(hold(0))
+                await asyncio.sleep(0.1)
+                waiting.cancel()
+                await asyncio.gather(waiting, return_exceptions=True)
+                during = database.sessions_open
+            return outcomes, during, database.sessions_open
+        finally:
+            await database.disconnect()
+
+    outcomes, during, after = asyncio.run(race())
+    assert outcomes[0] == "served"
+    assert isinstance(outcomes[1], DatabaseUnavailable) and outcomes[1].reason == "pool_timeout", outcomes
+    assert (during, after) == (1, 0)

@@ -175,8 +175,11 @@ class SessionScope:
     async def __aenter__(self) -> Session:
         database = self._database
         pool = self._pool = database.pool
+        # Counted before the wait, so that two requests cannot both count on the last free one.
+        free = database.sessions_open < database.pool_size
+        database.sessions_open += 1
         try:
-            if database.sessions_open < database.pool_size:
+            if free:
                 # A connection is free: taking it cannot wait for another request, so the
                 # timer below (a timer handle per request) is not needed. Opening a new one is
                 # bounded by the pool's own connect timeout. Counted here rather than asked of
@@ -185,12 +188,14 @@ class SessionScope:
             else:
                 async with asyncio.timeout(database._acquire_timeout):
                     connection = await pool.acquire()
-        except TimeoutError as error:
-            raise DatabaseUnavailable("pool_timeout", "no connection within the acquire timeout") from error
-        except UNAVAILABLE as error:  # opening a new connection
-            raise unavailable(error) from error
+        except BaseException as error:
+            database.sessions_open -= 1
+            if isinstance(error, TimeoutError):
+                raise DatabaseUnavailable("pool_timeout", "no connection within the acquire timeout") from error
+            if isinstance(error, UNAVAILABLE):  # opening a new connection
+                raise unavailable(error) from error
+            raise
         self._connection = connection
-        database.sessions_open += 1
         return Session(connection, database.queries, database.observe)
 
     async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
@@ -230,7 +235,7 @@ class Database:
         self.limits = limits
         self.observe = observe
         self._acquire_timeout = limits.acquire_timeout_seconds if limits else None
-        self.sessions_open = 0  # connections taken by Database.session and not yet given back
+        self.sessions_open = 0  # connections taken (or being taken) by Database.session, not yet given back
         self._database = databases.Database(
             url,
             # No floor: asyncpg would keep retrying it (a traceback a second) while PostgreSQL

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import weakref
 from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
@@ -75,7 +74,7 @@ class BodyWatch:
     between its deadline and WATCH_EVERY_SECONDS later."""
 
     WATCH_EVERY_SECONDS = 0.25
-    _by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, BodyWatch] = weakref.WeakKeyDictionary()
+    _by_loop: dict[asyncio.AbstractEventLoop, BodyWatch] = {}  # while its loop has reads in progress
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -110,8 +109,9 @@ class BodyWatch:
                 task.cancel()
         if self.reading:
             self.loop.call_later(self.WATCH_EVERY_SECONDS, self._sweep)
-        else:
+        else:  # the next read starts a new watch; a finished loop keeps none
             self._armed = False
+            BodyWatch._by_loop.pop(self.loop, None)
 
 
 def json_depth_exceeds(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:

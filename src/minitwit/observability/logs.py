@@ -145,11 +145,11 @@ def log_request(**extra: object) -> None:
     fields = _ACCESS_FIELDS.get((caller.f_code, caller.f_lasti)) or _access_fields(caller)
     now = time_ns() // 1000  # microseconds, as loguru's datetime has them
     second, microsecond = divmod(now, 1_000_000)
-    if second != _SecondOfDay.second:
-        _SecondOfDay.start(second)
+    if second != _CurrentSecond.second:
+        _CurrentSecond.start(second)
     fraction = f"{microsecond:06d}" if microsecond else ""
     stream.write("".join((
-        _ACCESS_HEAD, _SecondOfDay.text, "." if microsecond else "", fraction, _SecondOfDay.offset,
+        _ACCESS_HEAD, _CurrentSecond.text, "." if microsecond else "", fraction, _CurrentSecond.offset,
         # repr(now / 1e6) without the float: until 2106 two microseconds are further apart than
         # two doubles, so the shortest decimal that reads back is the microseconds, zeros dropped.
         '","timestamp":', str(second), ".", fraction.rstrip("0") or "0", fields,
@@ -159,7 +159,7 @@ def log_request(**extra: object) -> None:
         _flush_access_lines_soon()
 
 
-class _SecondOfDay:
+class _CurrentSecond:
     """The current second as ``str(datetime)`` writes it (date, time; UTC offset apart), for the
     access line: formatted once a second rather than once a line."""
 
@@ -210,7 +210,7 @@ def configure_logging(level: str = "INFO", log_format: str = "json") -> None:
     _AccessLineTarget.process_id = os.getpid()
     _ACCESS_FIELDS.clear()  # they name the process
     _AccessLineTarget.flush_due = False
-    _SecondOfDay.second = -1  # and the time zone
+    _CurrentSecond.second = -1  # and the time zone
     _AccessLineTarget.timezone = datetime.now().astimezone().tzinfo  # loguru's times are local too
     if log_format == "json":
         logger.add(json_sink(sys.stdout), level=level, format=JSON_FORMAT, backtrace=False, diagnose=False)
