@@ -27,7 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from minitwit.api import Endpoint
 from minitwit.errors import MiniTwitError
-from minitwit.security import host_allowed, routing_path
+from minitwit.security import declared_length_allowed, guarded_headers, host_allowed, routing_path_of
 
 ErrorHandler = Callable[[Request, Exception], Awaitable[Response]]
 ServerErrorPage = Callable[[Request, Exception], Awaitable[Response]]
@@ -67,10 +67,7 @@ class ApiLane:
             await self.app(scope, receive, send)
             return
         method = scope["method"]
-        path = scope["path"]
-        raw_path = scope.get("raw_path")
-        if raw_path and b"%" in raw_path:
-            path = routing_path(raw_path.partition(b"?")[0])  # as the RequestGuard has it
+        path = routing_path_of(scope)  # as the RequestGuard has it
         username = None
         lane = self.whole.get((method, path))
         if lane is None:
@@ -105,16 +102,11 @@ class ApiLane:
     def _let_through(self, scope: Scope, method: str) -> bool:
         """Whether the full stack would let this request reach its route unchanged: the
         RequestGuard's checks (host, cross-site, body size) with every doubt sent to it."""
-        host = content_length = None
-        for name, value in scope["headers"]:
-            if name == b"host":
-                host = value
-            elif name == b"content-length":
-                content_length = value
-            elif name in (b"sec-fetch-site", b"origin"):
-                return False  # a browser's request: the guard judges where it comes from
+        sec_fetch_site, origin, host, content_length = guarded_headers(scope["headers"])
+        if sec_fetch_site is not None or origin is not None:
+            return False  # a browser's request: the guard judges where it comes from
         if self.allowed_hosts and not host_allowed(host, self.allowed_hosts):
             return False
         if content_length is None:
             return method == "GET"  # a body without a declared length is counted by the guard
-        return content_length.isdigit() and int(content_length) <= self.max_body_bytes
+        return declared_length_allowed(content_length, self.max_body_bytes)

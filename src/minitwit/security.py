@@ -83,6 +83,38 @@ def routing_path(raw_path: bytes) -> str:
     )
 
 
+def routing_path_of(scope: Scope) -> str:
+    """``scope``'s path for the router: ``routing_path`` of the raw path when anything in it is
+    percent-encoded; without that, uvicorn's decoded path is already right."""
+    raw_path = scope.get("raw_path")
+    if raw_path and b"%" in raw_path:
+        return routing_path(raw_path.partition(b"?")[0])
+    return scope["path"]
+
+
+def guarded_headers(
+    headers: Iterable[tuple[bytes, bytes]],
+) -> tuple[bytes | None, bytes | None, bytes | None, bytes | None]:
+    """The headers the guard judges a request by, in one pass over them:
+    (Sec-Fetch-Site, Origin, Host, Content-Length), None for each one absent."""
+    sec_fetch_site = origin = host = content_length = None
+    for name, value in headers:
+        if name == b"sec-fetch-site":
+            sec_fetch_site = value
+        elif name == b"origin":
+            origin = value
+        elif name == b"host":
+            host = value
+        elif name == b"content-length":
+            content_length = value
+    return sec_fetch_site, origin, host, content_length
+
+
+def declared_length_allowed(content_length: bytes, max_body_bytes: int) -> bool:
+    """Whether a Content-Length header is a number within the body cap."""
+    return content_length.isdigit() and int(content_length) <= max_body_bytes
+
+
 class UsernameConvertor:
     """``{username:username}``: one path segment, decoded once; ``url_for`` encodes it as one
     (``%``, ``/``, ``?``, ``#``, space and ``+`` included), so a name cannot forge a link."""
@@ -128,19 +160,8 @@ class RequestGuard:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        sec_fetch_site = origin = host = content_length = None
-        for name, value in scope["headers"]:
-            if name == b"sec-fetch-site":
-                sec_fetch_site = value
-            elif name == b"origin":
-                origin = value
-            elif name == b"host":
-                host = value
-            elif name == b"content-length":
-                content_length = value
-        raw_path = scope.get("raw_path")
-        if raw_path and b"%" in raw_path:  # without one, uvicorn's decoded path is already right
-            scope["path"] = routing_path(raw_path.partition(b"?")[0])
+        sec_fetch_site, origin, host, content_length = guarded_headers(scope["headers"])
+        scope["path"] = routing_path_of(scope)
         if (
             self.allowed_hosts
             and scope["path"] not in HOST_EXEMPT_PATHS
@@ -158,7 +179,7 @@ class RequestGuard:
             return
         if content_length is None:
             receive = self._counting(receive)
-        elif not content_length.isdigit() or int(content_length) > self.max_body_bytes:
+        elif not declared_length_allowed(content_length, self.max_body_bytes):
             await self._refuse(scope, receive, send, 413, BODY_TOO_LARGE)
             return
         await self.app(scope, receive, send)
