@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 
 import psycopg
 import pytest
@@ -301,8 +302,6 @@ def test_a_body_that_stops_coming_is_answered_408_and_the_next_request_is_served
     """The body's time limit (BODY_TIMEOUT_SECONDS, one deadline watch per worker): a request
     whose body stops half-way is answered 408 with Connection: close, on the API and on a web
     form, and the requests after it (on the same worker) are served as usual."""
-    import socket
-
     server = server_factory(body_timeout_seconds=0.5)
     port = int(server.url.rsplit(":", 1)[1])
     for path, kind in (("/msgs/nobody", "application/json"), ("/login", "application/x-www-form-urlencoded")):
