@@ -16,12 +16,20 @@ UNLISTEN *; RESET ALL``, one extra round trip per request), because MiniTwit nev
 session state: no SET, LISTEN, cursors or session advisory locks on pooled connections. An
 open transaction is still rolled back on release (asyncpg does that before calling ``reset``).
 
+A session's connection is not even handed back to asyncpg when it ends well: it waits in
+``Database.idle`` for the next session, which takes it without an await. asyncpg's acquire and
+release cost about as much of the app's CPU as the query itself (a task to shield the release,
+a timeout block, an inactivity timer, a new proxy). Anything unusual sends it back through
+asyncpg: an error from the database, a cancelled request, a transaction left open, a closed
+connection (asyncpg then reopens it), a request waiting in asyncpg's queue, and shutdown.
+
 Faults (see DatabaseLimits in settings.py): taking a connection waits at most
 ``acquire_timeout_seconds``; PostgreSQL cancels any statement after ``statement_timeout`` and
 ends a session idle in a transaction; TCP keepalives run on both ends of every connection. A
 database that is down, restarting, saturated or stuck surfaces as ``DatabaseUnavailable``
-(a 503), whatever the driver called it. asyncpg's pool replaces a connection that died when it
-is next taken, so the pool heals by itself once PostgreSQL is back.
+(a 503), whatever the driver called it. asyncpg's pool takes back a connection that closes, even
+one kept idle here, and replaces it when next taken, so the pool heals by itself once
+PostgreSQL is back.
 """
 
 from __future__ import annotations
@@ -76,6 +84,15 @@ def database_failed(error: BaseException, connection: Any) -> bool:
         return True
 
 
+def still_open(connection: Any) -> bool:
+    """Whether a pooled connection is open and still ours: when one closes, asyncpg's pool takes
+    it back at once, and its proxy then refuses every call."""
+    try:
+        return not connection.is_closed()
+    except asyncpg.InterfaceError:
+        return False
+
+
 def unavailable(error: BaseException) -> DatabaseUnavailable:
     reason = "statement_timeout" if isinstance(error, asyncpg.QueryCanceledError) else "unreachable"
     return DatabaseUnavailable(reason, f"{type(error).__name__}: {error}".strip())
@@ -89,14 +106,14 @@ class Session:
         self._queries = queries
         self._observe = observe
 
-    def _prepare(self, name: str, values: dict[str, object]) -> tuple[Any, str, list[object]]:
+    async def _run(self, method: str, name: str, values: dict[str, object]) -> Any:
+        """Runs the named query through the connection's ``method`` (fetch, fetchrow, ...), timed
+        for the metrics. One coroutine per query: the four methods below hand theirs over."""
         query = self._queries[name]
-        return self._connection, query.positional_sql, query.arguments(values)
-
-    async def _timed(self, name: str, call: Callable[[], Awaitable[Any]]) -> Any:
         started = time.perf_counter()
         try:
-            return await call()  # called in here: a lost connection fails at the call itself
+            # Looked up in here: a connection lost under the block fails at the lookup itself.
+            return await getattr(self._connection, method)(query.positional_sql, *query.arguments(values))
         except Exception as error:
             if database_failed(error, self._connection):
                 raise unavailable(error) from error
@@ -105,22 +122,18 @@ class Session:
             if self._observe is not None:
                 self._observe(name, time.perf_counter() - started)
 
-    async def fetch_all(self, name: str, **values: object) -> list[Row]:
-        raw, sql, args = self._prepare(name, values)
-        return await self._timed(name, lambda: raw.fetch(sql, *args))
+    def fetch_all(self, name: str, **values: object) -> Awaitable[list[Row]]:
+        return self._run("fetch", name, values)
 
-    async def fetch_one(self, name: str, **values: object) -> Row | None:
-        raw, sql, args = self._prepare(name, values)
-        return await self._timed(name, lambda: raw.fetchrow(sql, *args))
+    def fetch_one(self, name: str, **values: object) -> Awaitable[Row | None]:
+        return self._run("fetchrow", name, values)
 
-    async def fetch_value(self, name: str, **values: object) -> Any:
-        raw, sql, args = self._prepare(name, values)
-        return await self._timed(name, lambda: raw.fetchval(sql, *args))
+    def fetch_value(self, name: str, **values: object) -> Awaitable[Any]:
+        return self._run("fetchval", name, values)
 
-    async def execute(self, name: str, **values: object) -> str:
+    def execute(self, name: str, **values: object) -> Awaitable[str]:
         """Runs a statement; returns PostgreSQL's status tag (e.g. ``DELETE 1``)."""
-        raw, sql, args = self._prepare(name, values)
-        return await self._timed(name, lambda: raw.execute(sql, *args))
+        return self._run("execute", name, values)
 
     def transaction(self) -> Any:
         """``async with db.transaction():`` commits the block, or rolls it back if it raises."""
@@ -166,7 +179,7 @@ class SessionScope:
     ``asynccontextmanager`` with an exit stack: every request enters one, and the generator
     machinery cost more than the rest of taking a connection (docs/performance.md)."""
 
-    __slots__ = ("_connection", "_database", "_pool")
+    __slots__ = ("_connection", "_database")
 
     def __init__(self, database: Database) -> None:
         self._database = database
@@ -174,42 +187,38 @@ class SessionScope:
 
     async def __aenter__(self) -> Session:
         database = self._database
-        pool = self._pool = database.pool
-        # Counted before the wait, so that two requests cannot both count on the last free one.
-        free = database.sessions_open < database.pool_size
         database.sessions_open += 1
+        idle = database.idle
+        while idle:  # the usual case: a connection the last session kept, taken without a wait
+            connection = idle.pop()
+            if still_open(connection):
+                self._connection = connection
+                return Session(connection, database.queries, database.observe)
+            await database.pool.release(connection)  # if still ours; asyncpg replaces it when next taken
         try:
-            if free:
-                # A connection is free: taking it cannot wait for another request, so the
-                # timer below (a timer handle per request) is not needed. Opening a new one is
-                # bounded by the pool's own connect timeout. Counted here rather than asked of
-                # asyncpg, whose get_idle_size() walks every connection of the pool.
-                connection = await pool.acquire()
-            else:
-                async with asyncio.timeout(database._acquire_timeout):
-                    connection = await pool.acquire()
-        except BaseException as error:
+            self._connection = await database.acquire()
+        except BaseException:
             database.sessions_open -= 1
-            if isinstance(error, TimeoutError):
-                raise DatabaseUnavailable("pool_timeout", "no connection within the acquire timeout") from error
-            if isinstance(error, UNAVAILABLE):  # opening a new connection
-                raise unavailable(error) from error
             raise
-        self._connection = connection
-        return Session(connection, database.queries, database.observe)
+        return Session(self._connection, database.queries, database.observe)
 
     async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
                         trace: Any) -> None:
         connection = self._connection
         assert connection is not None
+        database = self._database
         # Failed under the block, outside Session's queries (BEGIN, COMMIT)? Asked before the
         # release: a released connection answers nothing.
         failed = error is not None and database_failed(error, connection)
-        self._database.sessions_open -= 1
-        try:
-            await self._pool.release(connection)  # ROLLBACK first if a transaction is open
-        except UNAVAILABLE as failure:
-            raise unavailable(failure) from failure
+        database.sessions_open -= 1
+        if (not database.waiting and (error is None or (isinstance(error, Exception) and not failed))
+                and still_open(connection) and not connection.is_in_transaction()):
+            database.idle.append(connection)  # kept for the next session: no reset, no task
+        else:
+            try:  # through asyncpg: ROLLBACK first if a transaction is open, a broken one closed
+                await database.pool.release(connection)
+            except UNAVAILABLE as failure:
+                raise unavailable(failure) from failure
         if error is not None and failed:
             raise unavailable(error) from error
 
@@ -236,6 +245,14 @@ class Database:
         self.observe = observe
         self._acquire_timeout = limits.acquire_timeout_seconds if limits else None
         self.sessions_open = 0  # connections taken (or being taken) by Database.session, not yet given back
+        # Connections that sessions gave back, kept out of asyncpg's pool for the next session
+        # (last in, first out). asyncpg's acquire and release (its reset, a task to shield the
+        # release, timers) cost about as much CPU as a simulator request's query; a session
+        # that finds one here takes it without a wait. A connection goes back to asyncpg's pool
+        # when something may be wrong with it (docs/performance.md), and while a request waits
+        # there for one (``waiting``), so that the wait ends.
+        self.idle: list[Any] = []
+        self.waiting = 0
         self._database = databases.Database(
             url,
             # No floor: asyncpg would keep retrying it (a traceback a second) while PostgreSQL
@@ -252,6 +269,26 @@ class Database:
                 "command_timeout": limits.statement_timeout_seconds + 5,
             }),
         )
+
+    async def acquire(self) -> Any:
+        """A connection from asyncpg's pool, within the acquire timeout when every connection is
+        in use (``sessions_open`` counts this request already); DatabaseUnavailable otherwise."""
+        pool = self.pool
+        self.waiting += 1
+        try:
+            if self.sessions_open <= self.pool_size:
+                # A connection is free: taking it cannot wait for another request, so the
+                # timer below (a timer handle per request) is not needed. Opening a new one is
+                # bounded by the pool's own connect timeout.
+                return await pool.acquire()
+            async with asyncio.timeout(self._acquire_timeout):
+                return await pool.acquire()
+        except TimeoutError as error:
+            raise DatabaseUnavailable("pool_timeout", "no connection within the acquire timeout") from error
+        except UNAVAILABLE as error:  # opening a new connection
+            raise unavailable(error) from error
+        finally:
+            self.waiting -= 1
 
     async def _prepare_all(self, connection: Any) -> None:
         """Prepares every named query on a new connection (asyncpg keeps them in its cache)."""
@@ -283,6 +320,8 @@ class Database:
     async def disconnect(self) -> None:
         """Closes the pool; connections still busy after a few seconds are cut (shutdown)."""
         pool = self._open_pool()
+        while self.idle and pool is not None:
+            await pool.release(self.idle.pop())
         try:
             async with asyncio.timeout(5):
                 await self._database.disconnect()
@@ -326,4 +365,4 @@ class Database:
         pool = self._open_pool()
         if pool is None:
             return 0, 0
-        return pool.get_size(), pool.get_size() - pool.get_idle_size()
+        return pool.get_size(), pool.get_size() - pool.get_idle_size() - len(self.idle)

@@ -1,0 +1,130 @@
+"""Sessions keep their connection for the next session (db.Database.idle) only when nothing can
+be wrong with it; everything else goes back through asyncpg's pool, which resets, rolls back,
+closes or replaces it. A real PostgreSQL, a real asyncpg pool."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from fixtures import sql
+
+from minitwit.db import APPLICATION_NAME, Database
+from minitwit.errors import DatabaseUnavailable
+from minitwit.settings import DatabaseLimits
+
+T = TypeVar("T")
+
+
+def with_database(url: str, work: Callable[[Database], Awaitable[T]], *, pool_size: int = 2,
+                  acquire_timeout: float = 3.0) -> T:
+    async def run() -> T:
+        database = Database(url, pool_size=pool_size, limits=DatabaseLimits(acquire_timeout_seconds=acquire_timeout))
+        await database.connect()
+        try:
+            return await work(database)
+        finally:
+            await database.disconnect()
+
+    return asyncio.run(run())
+
+
+def open_connections(url: str) -> int:
+    rows = sql(url, "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s AND datname = current_database()",
+               APPLICATION_NAME)
+    return int(rows[0][0])
+
+
+def test_a_session_that_ends_well_keeps_its_connection_for_the_next(database_url: str) -> None:
+    async def work(database: Database) -> tuple[int, int, bool]:
+        async with database.session() as db:
+            await db.execute("record_latest", action_id=7)
+        kept = len(database.idle)
+        first = database.idle[-1]
+        async with database.session() as db:
+            assert await db.fetch_value("get_latest") == 7
+            reused = database.idle == [] and db._connection is first
+        return kept, len(database.idle), reused
+
+    assert with_database(database_url, work) == (1, 1, True)
+    assert open_connections(database_url) == 0  # disconnect gave the kept one back and closed it
+
+
+def test_an_open_transaction_or_a_cancel_sends_it_back_through_asyncpg_an_error_does_not(database_url: str) -> None:
+    async def work(database: Database) -> tuple[list[int], object]:
+        kept = []
+        async with database.session() as db:  # a transaction left open: asyncpg rolls it back
+            await db.transaction().start()
+            await db.execute("record_latest", action_id=1)
+        kept.append(len(database.idle))
+
+        async def held_and_cancelled() -> None:
+            async with database.session() as db:
+                await db.fetch_value("get_latest")
+                await asyncio.sleep(10)
+
+        task = asyncio.ensure_future(held_and_cancelled())
+        await asyncio.sleep(0.2)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        kept.append(len(database.idle))
+
+        try:  # a statement refused leaves the connection as it was (no transaction open): kept
+            async with database.session() as db:
+                await db.execute("record_latest", action_id="not a number")
+        except Exception:  # which error asyncpg raises is not the point
+            pass
+        kept.append(len(database.idle))
+
+        try:
+            async with database.session() as db:  # the program's error after a good statement: kept too
+                await db.fetch_value("get_latest")
+                raise ValueError("refused by a handler")
+        except ValueError:
+            pass
+        kept.append(len(database.idle))
+        async with database.session() as db:
+            latest = await db.fetch_value("get_latest")
+        return kept, latest
+
+    kept, latest = with_database(database_url, work)
+    assert kept == [0, 0, 1, 1]
+    assert latest == -1  # the open transaction's write was rolled back
+
+
+def test_a_request_waiting_for_the_pool_gets_the_connection_a_session_gives_back(database_url: str) -> None:
+    """A kept connection stays out of asyncpg's queue, so a session that ends while another
+    waits there hands its connection to asyncpg instead: the waiter is served, not timed out."""
+
+    async def work(database: Database) -> list[object]:
+        async def hold(seconds: float) -> str:
+            async with database.session() as db:
+                await db.fetch_value("get_latest")
+                await asyncio.sleep(seconds)
+            return "served"
+
+        async def later() -> str:
+            await asyncio.sleep(0.1)
+            return await hold(0)
+
+        return await asyncio.gather(hold(0.5), later(), later(), return_exceptions=True)
+
+    assert with_database(database_url, work, pool_size=1) == ["served", "served", "served"]
+
+
+def test_a_kept_connection_the_server_closes_is_replaced(database_url: str) -> None:
+    async def work(database: Database) -> tuple[int, object]:
+        async with database.session() as db:
+            await db.fetch_value("get_latest")
+        sql(database_url, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                          "WHERE application_name = %s AND datname = current_database()", APPLICATION_NAME)
+        await asyncio.sleep(0.5)  # the loop sees the connection close; asyncpg takes it back
+        try:
+            async with database.session() as db:
+                latest = await db.fetch_value("get_latest")
+        except DatabaseUnavailable as error:
+            latest = error
+        return database.sessions_open, latest
+
+    assert with_database(database_url, work, pool_size=1) == (0, -1)
