@@ -291,3 +291,39 @@ def test_access_lines_are_flushed_together_and_never_out_of_order(restore_loggin
     logs._AccessLineTarget.stream = None
     said = [line["record"]["extra"].get("number") or line["record"]["message"] for line in stream.out]
     assert said == [1, 2, "something else", 3]
+
+
+UNBUFFERED_SERVER = """
+import asyncio, sys
+from loguru import logger
+from minitwit.observability import logs
+logs.configure_logging("INFO", "json")
+stream = logs._AccessLineTarget.stream
+assert sys.stdout.write_through and stream is not sys.stdout and not stream.write_through, stream
+
+async def serve():
+    logs.log_request(number=1)
+    logs.log_request(number=2)
+    logger.warning("something else")
+    logs.log_request(number=3)
+    await asyncio.sleep(0.2)
+    logs.log_request(number=4)
+    logs.flush_access_lines()  # what the app's shutdown does
+
+asyncio.run(serve())
+"""
+
+
+def test_access_lines_stay_buffered_when_python_runs_unbuffered() -> None:
+    """PYTHONUNBUFFERED=1 (the image sets it) makes sys.stdout write every line in a system call
+    of its own; the log lines get a buffered stream on the same file all the same, every line
+    arrives and in order."""
+    import os
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-c", UNBUFFERED_SERVER], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONUNBUFFERED": "1"}, check=False)
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    said = [line["record"]["extra"].get("number") or line["record"]["message"] for line in lines]
+    assert said == [1, 2, "something else", 3, 4]

@@ -22,7 +22,7 @@ import os
 import sys
 from datetime import datetime, tzinfo
 from time import time_ns
-from typing import Any, Protocol
+from typing import Any, Protocol, TextIO
 
 import orjson
 from loguru import logger
@@ -201,21 +201,53 @@ def text_format(record: Any) -> str:
     return head + (f" | {extra}" if extra else "") + "\n{exception}"
 
 
+LOG_BUFFER_BYTES = 64 * 1024
+
+
+class _LogStream:
+    """The stream every log line goes to (set by configure_logging)."""
+
+    stream: TextIO | None = None
+
+
+def log_stream() -> TextIO:
+    """stdout for the log lines, buffered. With PYTHONUNBUFFERED=1 (the image sets it, as most
+    Python images do, so that a print shows at once) sys.stdout writes every line in a system
+    call of its own, and the access lines' buffering (_flush_access_lines_soon) would do
+    nothing. Lines that must show at once are flushed by their sink; a stdout without a file
+    descriptor (a test's capture) is used as it is."""
+    stdout = sys.stdout
+    if not getattr(stdout, "write_through", False):
+        return stdout  # already buffered (or not a real file): its flushes are the sinks'
+    try:
+        descriptor = stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return stdout
+    if _LogStream.stream is not None and not _LogStream.stream.closed:
+        _LogStream.stream.flush()
+        if _LogStream.stream.fileno() == descriptor:
+            return _LogStream.stream
+    _LogStream.stream = open(descriptor, "w", buffering=LOG_BUFFER_BYTES, encoding=stdout.encoding,  # noqa: SIM115
+                             errors=stdout.errors, closefd=False)
+    return _LogStream.stream
+
+
 def configure_logging(level: str = "INFO", log_format: str = "json") -> None:
     """Sends all logs to stdout at ``level`` or above. Idempotent: the CLI and every uvicorn
     worker process call it (a worker is a fresh interpreter that inherits no configuration)."""
     logger.remove()
     direct = log_format == "json" and logger.level(level).no <= logging.INFO
-    _AccessLineTarget.stream = sys.stdout if direct else None
+    stdout = log_stream()
+    _AccessLineTarget.stream = stdout if direct else None
     _AccessLineTarget.process_id = os.getpid()
     _ACCESS_FIELDS.clear()  # they name the process
     _AccessLineTarget.flush_due = False
     _CurrentSecond.second = -1  # and the time zone
     _AccessLineTarget.timezone = datetime.now().astimezone().tzinfo  # loguru's times are local too
     if log_format == "json":
-        logger.add(json_sink(sys.stdout), level=level, format=JSON_FORMAT, backtrace=False, diagnose=False)
-    else:
-        logger.add(sys.stdout, level=level, format=text_format, backtrace=False, diagnose=False)
+        logger.add(json_sink(stdout), level=level, format=JSON_FORMAT, backtrace=False, diagnose=False)
+    else:  # loguru flushes a stream sink after every line
+        logger.add(stdout, level=level, format=text_format, backtrace=False, diagnose=False)
     stdlib_level = logging.getLevelNamesMapping().get(level, logging.INFO)
     logging.basicConfig(handlers=[InterceptHandler()], level=stdlib_level, force=True)
     logging.captureWarnings(True)  # warnings become log lines too, not bare text on stderr
