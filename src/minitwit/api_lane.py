@@ -1,4 +1,5 @@
-"""The simulator API's lane: its six routes served before Starlette's middleware and router.
+"""The simulator API's lane: its six routes served before Starlette's middleware and router,
+and before the request observer's ``send`` wrapper.
 
 Nearly every request MiniTwit serves is the simulator's, and each one went through Starlette's
 ServerErrorMiddleware, the RequestGuard, the session middleware (which lets the API by), the
@@ -8,16 +9,18 @@ whose answer for a simulator request is nearly always "go on" (docs/performance.
 
 ``ApiLane`` answers such a request itself, with the same handlers (the ``api`` module), the same
 route objects (so metrics and logs label it alike) and the same error rendering (the app's
-handlers). It takes the lane only when the full stack would have let the request through to its
-route: a known host, no browser's cross-site signal, a declared body within the cap, no root
-path. Anything else, including every refusal and every other route, goes through the full
-stack, which decides as it always has. tests/test_api_lane.py compares both paths answer by
-answer.
+handlers). The request observer's work (id, headers, metrics, access line) is done here through
+the observer's own methods, and the response goes out in two messages built here. It takes the
+lane only when the full stack would have let the request through to its route: a known host, no
+browser's cross-site signal, a declared body within the cap, no root path. Anything else,
+including every refusal and every other route, goes through the observer and the full stack,
+which decide as they always have. tests/test_api_lane.py compares both paths answer by answer.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
+from time import perf_counter
 from urllib.parse import unquote
 
 from starlette.requests import Request
@@ -27,6 +30,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from minitwit.api import Endpoint
 from minitwit.errors import MiniTwitError
+from minitwit.observability.middleware import RequestObserver
 from minitwit.security import declared_length_allowed, guarded_headers, host_allowed, routing_path_of
 
 ErrorHandler = Callable[[Request, Exception], Awaitable[Response]]
@@ -45,9 +49,10 @@ USER_PATHS = {
 class ApiLane:
     """The app's stack behind a lane for the simulator's routes (see the module docstring)."""
 
-    def __init__(self, app: ASGIApp, routes: Iterable[BaseRoute], *, on_error: ErrorHandler,
+    def __init__(self, observer: RequestObserver, routes: Iterable[BaseRoute], *, on_error: ErrorHandler,
                  on_server_error: ServerErrorPage, max_body_bytes: int, allowed_hosts: Iterable[str]) -> None:
-        self.app = app
+        self.app: ASGIApp = observer  # the full stack, observed
+        self.observer = observer
         by_name = {route.name: route for route in routes if isinstance(route, Route)}
         self.whole = {key: self._lane(by_name[name]) for key, name in WHOLE_PATHS.items()}
         self.by_user = {key: self._lane(by_name[name]) for key, name in USER_PATHS.items()}
@@ -87,17 +92,43 @@ class ApiLane:
         scope["route"] = route
         scope["endpoint"] = route.endpoint
         scope["path_params"] = {} if username is None else {"username": username}
-        request = Request(scope, receive, send)
+        await self._serve(scope, receive, send, endpoint)
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send,
+                     endpoint: Callable[[Request], Awaitable[Response]]) -> None:
+        """The request observer's work (its id, headers, metrics and access line, through its
+        own methods) and the endpoint's, in one frame: the response goes out in two messages
+        built here rather than through the observer's ``send`` wrapper and ``Response.__call__``."""
+        observer = self.observer
+        request_id, id_header = observer.identify(scope)
+        if observer.metrics is not None:
+            observer.metrics.in_flight += 1
+        status = 0
+        failure: Exception | None = None
+        started = perf_counter()
         try:
-            response = await endpoint(request)
-        except MiniTwitError as error:
-            response = await self.on_error(request, error)
+            request = Request(scope, receive, send)
+            try:
+                response = await endpoint(request)
+            except MiniTwitError as error:
+                response = await self.on_error(request, error)
+            except Exception as error:
+                # What Starlette's ServerErrorMiddleware does: the 500 page; the observer's
+                # finish below logs and reports the exception.
+                failure = error
+                response = await self.on_server_error(request, error)
+            if type(response).__call__ is not Response.__call__ or response.background is not None:
+                raise TypeError(f"the API lane sends whole bodies only, not a {type(response).__name__}")
+            status = response.status_code
+            await send({"type": "http.response.start", "status": status,
+                        "headers": observer.response_headers(response.raw_headers, id_header)})
+            await send({"type": "http.response.body", "body": response.body})
         except Exception as error:
-            # What Starlette's ServerErrorMiddleware does: the 500 page, then the exception goes
-            # on to the request observer, which logs and reports it.
-            await (await self.on_server_error(request, error))(scope, receive, send)
-            raise
-        await response(scope, receive, send)
+            failure = error
+            if not status:  # nothing reached the client: let the server answer and log it
+                raise
+        finally:
+            observer.finish(scope, request_id, status, started, failure)
 
     def _let_through(self, scope: Scope, method: str) -> bool:
         """Whether the full stack would let this request reach its route unchanged: the

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from loguru import logger
@@ -25,6 +25,7 @@ from minitwit.api_lane import ApiLane
 from minitwit.db import Database
 from minitwit.errors import DatabaseUnavailable, MiniTwitError
 from minitwit.http_protocol import BoundedHttpToolsProtocol
+from minitwit.observability import RequestObserver
 from minitwit.observability.logs import flush_access_lines
 from minitwit.paths import STATIC_DIR
 from minitwit.requests_util import MAX_BODY_BYTES
@@ -152,18 +153,23 @@ class AppState(State):
 
 
 class MiniTwit(Starlette):
-    """Starlette, with the simulator's routes in a lane before its middleware (api_lane)."""
+    """Starlette inside the request observer, with the simulator's routes in a lane before both
+    (api_lane)."""
 
     def __init__(self, **options: object) -> None:
         super().__init__(**options)  # type: ignore[arg-type]
         self.state = AppState()
+        self.observe: Callable[[ASGIApp], RequestObserver] | None = None  # observability.instrument
 
     def build_middleware_stack(self) -> ASGIApp:
         stack = super().build_middleware_stack()
+        if self.observe is None:
+            return stack
+        observer = self.observe(stack)
         settings: Settings = self.state.settings
         if settings.bench_variant == "api-through-router":
-            return stack  # `minitwit bench layers`: every request through the whole stack
-        return ApiLane(stack, self.routes, on_error=handle_minitwit_error, on_server_error=handle_server_error,
+            return observer  # `minitwit bench layers`: every request through the whole stack
+        return ApiLane(observer, self.routes, on_error=handle_minitwit_error, on_server_error=handle_server_error,
                        max_body_bytes=MAX_BODY_BYTES, allowed_hosts=settings.allowed_hosts)
 
 
@@ -211,8 +217,8 @@ def create_app(settings: Settings, database_url: str) -> Starlette:
     app.state.database_url = database_url
     app.state.db = database
     app.state.simulator_credential = SimulatorCredential(settings.simulator_username, settings.simulator_password)
-    observability.instrument(app, database, app.state.build, metrics_on=variant != "no-metrics",
-                             security_headers_on=variant != "no-security")
+    app.observe = observability.instrument(app, database, app.state.build, metrics_on=variant != "no-metrics",
+                                           security_headers_on=variant != "no-security")
     return app
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
@@ -13,27 +15,25 @@ from minitwit.observability.sentry import setup_sentry
 from minitwit.settings import Settings
 from minitwit.version import BuildInfo
 
-__all__ = ["REQUEST_ID", "configure_process", "instrument", "metrics_endpoint"]
+__all__ = ["REQUEST_ID", "RequestObserver", "configure_process", "instrument", "metrics_endpoint"]
 
 
 def instrument(app: Starlette, database: Database, build: BuildInfo, *, metrics_on: bool = True,
-               security_headers_on: bool = True) -> Metrics:
-    """Gives ``app`` its own metrics, times ``database``'s queries, and wraps the app in the
-    request observer, which labels every response with the build's version. The two switches
-    exist for `minitwit bench layers` (what each layer costs); the app always has both on."""
+               security_headers_on: bool = True) -> Callable[[ASGIApp], RequestObserver]:
+    """Gives ``app`` its own metrics and times ``database``'s queries. Returns what wraps the
+    app's middleware stack in the request observer, which labels every response with the
+    build's version: Starlette always puts its ServerErrorMiddleware outermost, and the
+    observer goes around it (app.MiniTwit.build_middleware_stack). The two switches exist for
+    `minitwit bench layers` (what each layer costs); the app always has both on."""
     metrics = Metrics(build)
     app.state.metrics = metrics
     database.observe = metrics.observe_query if metrics_on else None
-    # Starlette always puts its ServerErrorMiddleware outermost; the observer goes around it.
-    # Wrapping the builder (not the built stack) keeps the stack lazy, as Starlette has it.
-    build_stack = app.build_middleware_stack
 
-    def build_observed_stack() -> ASGIApp:
-        return RequestObserver(build_stack(), metrics if metrics_on else None, build.version,
+    def observe(stack: ASGIApp) -> RequestObserver:
+        return RequestObserver(stack, metrics if metrics_on else None, build.version,
                                security_headers_on=security_headers_on)
 
-    app.build_middleware_stack = build_observed_stack  # type: ignore[method-assign]
-    return metrics
+    return observe
 
 
 def configure_process(settings: Settings) -> None:

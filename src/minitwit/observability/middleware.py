@@ -6,6 +6,7 @@ extra task, no Request object per request, one wrapper around ``send`` for all o
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from random import getrandbits
 from time import perf_counter
 
@@ -50,28 +51,53 @@ class RequestObserver:
         # Encoded once: every response carries it, so a client can tell which replica's build answered.
         self.version_header = (VERSION_HEADER, version.encode("ascii", "replace"))
 
+    def identify(self, scope: Scope) -> tuple[str, tuple[bytes, bytes]]:
+        """The request's id (kept from the client when safe, else new), recorded in the scope for
+        error pages, and the response header that carries it."""
+        request_id = incoming_request_id(scope["headers"]) or new_request_id()
+        scope[REQUEST_ID] = request_id
+        return request_id, (HEADER, request_id.encode("ascii"))
+
+    def response_headers(self, headers: Iterable[tuple[bytes, bytes]], id_header: tuple[bytes, bytes]
+                         ) -> list[tuple[bytes, bytes]]:
+        """A response's headers with the ones every answer carries: security, id and version."""
+        return [*headers, *self.security_headers(headers), id_header, self.version_header]
+
+    def finish(self, scope: Scope, request_id: str, status: int, started: float, failure: Exception | None) -> None:
+        """After the response (or its failure): the exception reported, the request counted
+        and its access line written. ``status`` 0: nothing was sent (a 500 from the server)."""
+        seconds = perf_counter() - started
+        route, method = route_label(scope), method_label(scope["method"])
+        status = status or 500
+        if failure is not None:
+            self._report(failure, request_id, route, method, scope["path"])
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.in_flight -= 1
+            metrics.observe_request(route, method, status, seconds, scope.get("minitwit.simulator_action"))
+        # Milliseconds to the microsecond, without round(x, 3)'s conversion through a decimal.
+        log_request(
+            request_id=request_id, method=method, route=route, path=scope["path"],
+            status=status, duration_ms=round(seconds * 1_000_000) / 1000,
+        )
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = incoming_request_id(scope["headers"]) or new_request_id()
-        scope[REQUEST_ID] = request_id
-        id_header = (HEADER, request_id.encode("ascii"))
-        version_header = self.version_header
-        security_headers = self.security_headers
+        request_id, id_header = self.identify(scope)
+        response_headers = self.response_headers
         status = 0
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = message.get("headers", ())
-                message["headers"] = [*headers, *security_headers(headers), id_header, version_header]
+                message["headers"] = response_headers(message.get("headers", ()), id_header)
             await send(message)
 
-        metrics = self.metrics
-        if metrics is not None:
-            metrics.in_flight += 1
+        if self.metrics is not None:
+            self.metrics.in_flight += 1
         failure: Exception | None = None
         started = perf_counter()
         try:
@@ -82,19 +108,7 @@ class RequestObserver:
                 raise
             # Starlette has sent the error page; the exception ends here, reported once below.
         finally:
-            seconds = perf_counter() - started
-            route, method = route_label(scope), method_label(scope["method"])
-            status = status or 500
-            if failure is not None:
-                self._report(failure, request_id, route, method, scope["path"])
-            if metrics is not None:
-                metrics.in_flight -= 1
-                metrics.observe_request(route, method, status, seconds, scope.get("minitwit.simulator_action"))
-            # Milliseconds to the microsecond, without round(x, 3)'s conversion through a decimal.
-            log_request(
-                request_id=request_id, method=method, route=route, path=scope["path"],
-                status=status, duration_ms=round(seconds * 1_000_000) / 1000,
-            )
+            self.finish(scope, request_id, status, started, failure)
 
     @staticmethod
     def _report(error: Exception, request_id: str, route: str, method: str, path: str) -> None:
