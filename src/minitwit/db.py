@@ -189,17 +189,14 @@ class SessionScope:
         database = self._database
         database.sessions_open += 1
         idle = database.idle
-        while idle:  # the usual case: a connection the last session kept, taken without a wait
-            connection = idle.pop()
-            if still_open(connection):
-                self._connection = connection
-                return Session(connection, database.queries, database.observe)
-            await database.pool.release(connection)  # if still ours; asyncpg replaces it when next taken
-        try:
-            self._connection = await database.acquire()
-        except BaseException:
-            database.sessions_open -= 1
-            raise
+        if idle and still_open(idle[-1]):  # the usual case: the connection a session kept, no wait
+            self._connection = idle.pop()
+        else:
+            try:
+                self._connection = await database.acquire()
+            except BaseException:
+                database.sessions_open -= 1
+                raise
         return Session(self._connection, database.queries, database.observe)
 
     async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
@@ -215,10 +212,7 @@ class SessionScope:
                 and still_open(connection) and not connection.is_in_transaction()):
             database.idle.append(connection)  # kept for the next session: no reset, no task
         else:
-            try:  # through asyncpg: ROLLBACK first if a transaction is open, a broken one closed
-                await database.pool.release(connection)
-            except UNAVAILABLE as failure:
-                raise unavailable(failure) from failure
+            await database.give_back(connection)
         if error is not None and failed:
             raise unavailable(error) from error
 
@@ -271,8 +265,14 @@ class Database:
         )
 
     async def acquire(self) -> Any:
-        """A connection from asyncpg's pool, within the acquire timeout when every connection is
-        in use (``sessions_open`` counts this request already); DatabaseUnavailable otherwise."""
+        """A kept connection still open, or one from asyncpg's pool, within the acquire timeout
+        when every connection is in use (``sessions_open`` counts this request already);
+        DatabaseUnavailable otherwise."""
+        while self.idle:
+            connection = self.idle.pop()
+            if still_open(connection):
+                return connection
+            await self.give_back(connection)  # asyncpg replaces it when next taken
         pool = self.pool
         self.waiting += 1
         try:
@@ -289,6 +289,17 @@ class Database:
             raise unavailable(error) from error
         finally:
             self.waiting -= 1
+
+    async def give_back(self, connection: Any) -> None:
+        """Hands a connection back to asyncpg's pool: ROLLBACK first if a transaction is open, a
+        closed one terminated (and replaced when next taken)."""
+        pool = self._open_pool()
+        if pool is None:
+            return  # the pool is closed, and its connections with it
+        try:
+            await pool.release(connection)
+        except UNAVAILABLE as failure:
+            raise unavailable(failure) from failure
 
     async def _prepare_all(self, connection: Any) -> None:
         """Prepares every named query on a new connection (asyncpg keeps them in its cache)."""
@@ -320,8 +331,9 @@ class Database:
     async def disconnect(self) -> None:
         """Closes the pool; connections still busy after a few seconds are cut (shutdown)."""
         pool = self._open_pool()
-        while self.idle and pool is not None:
-            await pool.release(self.idle.pop())
+        while self.idle:
+            with contextlib.suppress(DatabaseUnavailable):  # closing the pool cuts it anyway
+                await self.give_back(self.idle.pop())
         try:
             async with asyncio.timeout(5):
                 await self._database.disconnect()
