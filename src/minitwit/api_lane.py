@@ -20,7 +20,6 @@ which decide as they always have. tests/test_api_lane.py compares both paths ans
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
-from time import perf_counter
 from urllib.parse import unquote
 
 from starlette.requests import Request
@@ -100,12 +99,9 @@ class ApiLane:
         own methods) and the endpoint's, in one frame: the response goes out in two messages
         built here rather than through the observer's ``send`` wrapper and ``Response.__call__``."""
         observer = self.observer
-        request_id, id_header = observer.identify(scope)
-        if observer.metrics is not None:
-            observer.metrics.in_flight += 1
+        request_id, id_header, started = observer.begin(scope)
         status = 0
         failure: Exception | None = None
-        started = perf_counter()
         try:
             request = Request(scope, receive, send)
             try:

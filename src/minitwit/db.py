@@ -208,7 +208,10 @@ class SessionScope:
         # release: a released connection answers nothing.
         failed = error is not None and database_failed(error, connection)
         database.sessions_open -= 1
-        if (not database.waiting and (error is None or (isinstance(error, Exception) and not failed))
+        # Kept unless the database failed, the request was cancelled (BaseException: asyncpg
+        # may still be cancelling a statement), a request waits in asyncpg's queue, or the
+        # connection is closed or inside a transaction.
+        if (not failed and isinstance(error, Exception | None) and not database.waiting
                 and still_open(connection) and not connection.is_in_transaction()):
             database.idle.append(connection)  # kept for the next session: no reset, no task
         else:

@@ -51,12 +51,15 @@ class RequestObserver:
         # Encoded once: every response carries it, so a client can tell which replica's build answered.
         self.version_header = (VERSION_HEADER, version.encode("ascii", "replace"))
 
-    def identify(self, scope: Scope) -> tuple[str, tuple[bytes, bytes]]:
-        """The request's id (kept from the client when safe, else new), recorded in the scope for
-        error pages, and the response header that carries it."""
+    def begin(self, scope: Scope) -> tuple[str, tuple[bytes, bytes], float]:
+        """Before the request is served: its id (kept from the client when safe, else new),
+        recorded in the scope for error pages; the response header that carries it; and its
+        start time. Counted in flight until ``finish``."""
         request_id = incoming_request_id(scope["headers"]) or new_request_id()
         scope[REQUEST_ID] = request_id
-        return request_id, (HEADER, request_id.encode("ascii"))
+        if self.metrics is not None:
+            self.metrics.in_flight += 1
+        return request_id, (HEADER, request_id.encode("ascii")), perf_counter()
 
     def response_headers(self, headers: Iterable[tuple[bytes, bytes]], id_header: tuple[bytes, bytes]
                          ) -> list[tuple[bytes, bytes]]:
@@ -85,7 +88,7 @@ class RequestObserver:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id, id_header = self.identify(scope)
+        request_id, id_header, started = self.begin(scope)
         response_headers = self.response_headers
         status = 0
 
@@ -96,10 +99,7 @@ class RequestObserver:
                 message["headers"] = response_headers(message.get("headers", ()), id_header)
             await send(message)
 
-        if self.metrics is not None:
-            self.metrics.in_flight += 1
         failure: Exception | None = None
-        started = perf_counter()
         try:
             await self.app(scope, receive, send_with_id)
         except Exception as error:
