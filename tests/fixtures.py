@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -201,11 +202,7 @@ def server_process_factory() -> Iterator:
         if database_url:
             environment["DATABASE_URL"] = database_url
         environment.update(env or {})
-        process = subprocess.Popen(
-            [sys.executable, "-m", "minitwit", "serve", "--port", str(port), "--workers", str(workers)],
-            env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            start_new_session=True,
-        )
+        process = start_serve(port, workers, environment, subprocess.PIPE, text=True)
         started.append(process)
         url = f"http://127.0.0.1:{port}"
         if wait:
@@ -216,6 +213,16 @@ def server_process_factory() -> Iterator:
     for process in started:
         stop_process(process)
     shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def start_serve(port: int, workers: int, environment: dict[str, str], stdout: Any,
+                **options: Any) -> subprocess.Popen:
+    """``minitwit serve`` on 127.0.0.1:``port`` as a subprocess, its output (stderr too) to
+    ``stdout``, in a session of its own: stop it with stop_process."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "minitwit", "serve", "--port", str(port), "--workers", str(workers)],
+        env=environment, stdout=stdout, stderr=subprocess.STDOUT, start_new_session=True, **options,
+    )
 
 
 def stop_process(process: subprocess.Popen, grace: float = 20) -> None:

@@ -13,7 +13,6 @@ import json
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -34,6 +33,7 @@ from fixtures import (
     free_port,
     make_settings,
     sql,
+    start_serve,
     stop_process,
     wait_until_up,
 )
@@ -102,10 +102,7 @@ def serving(database_url: str, folder: Path, *, workers: int = 2, wait: bool = T
     environment = clean_environment(folder, DATABASE_URL=database_url, LOG_LEVEL="INFO", LOG_FORMAT="json",
                                     **variables)
     with open(log, "wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "minitwit", "serve", "--port", str(port), "--workers", str(workers)],
-            env=environment, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
-        )
+        process = start_serve(port, workers, environment, output)
     served = Served(process, f"http://127.0.0.1:{port}", log)
     try:
         if wait:

@@ -8,7 +8,6 @@ import select
 import shutil
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ from dataclasses import dataclass, field
 
 import pytest
 import requests
-from fixtures import embedded_data_dir, free_port, scratch_database, stop_process, wait_until_up
+from fixtures import embedded_data_dir, free_port, scratch_database, start_serve, stop_process, wait_until_up
 
 SLOW_CLIENTS = 30
 DRIP_SECONDS = 20
@@ -34,10 +33,7 @@ def two_workers(postgres_admin_url: str, template_database: str) -> Iterator[str
         environment = {k: v for k, v in os.environ.items() if k not in ("MINITWIT_ENV",)}
         environment.update({"DATABASE_URL": url, "LOG_LEVEL": "WARNING", "MINITWIT_DATA_DIR": str(data_dir),
                             "HEADER_TIMEOUT_SECONDS": str(HEADER_TIMEOUT_SECONDS)})
-        process = subprocess.Popen(
-            [sys.executable, "-m", "minitwit", "serve", "--port", str(port), "--workers", "2"],
-            env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        )
+        process = start_serve(port, 2, environment, subprocess.DEVNULL)
         try:
             wait_until_up(f"http://127.0.0.1:{port}", process)
             yield f"http://127.0.0.1:{port}"

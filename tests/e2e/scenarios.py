@@ -369,28 +369,45 @@ def rolling_update(ctx: Context) -> Result:
     username, cookie = signed_in_cookie(ctx.edge)
     new_version = ctx.version.replace("e2e.1", "e2e.2")
     new_image = ctx.build_image(new_version)
-    started = time.monotonic()
-    with ctx.background(max_seconds=420) as load:
-        time.sleep(5)
-        ctx.swarm.deploy(ctx.stack_file, {**ctx.env, "MINITWIT_IMAGE": new_image, "MINITWIT_VERSION": new_version})
-        update = wait_update(stack.service("app"), timeout=400)
-        time.sleep(5)
-    result.figures["update_s"] = round(time.monotonic() - started, 1)
-    result.figures["update_state"] = update
-    totals = load.totals()
-    result.figures.update(requests=totals["requests"], failed=totals["failed"], over_300ms=totals["over_300ms"],
-                          failures=totals["failures"] or "-")
+    update = deploy_under_load(ctx, result, new_image, new_version, "update_s", max_seconds=420, timeout=400)
     result.check(update == "completed", f"update ended {update}")
-    result.check(totals["requests"] > 0 and totals["failed"] == 0, f"{totals['failed']} failed: {totals['failures']}")
-    versions = replica_versions()
-    result.figures["replica_versions"] = ",".join(sorted(set(versions))) + f" x{len(versions)}"
-    result.check(versions == [new_version] * ctx.services["app"], f"replicas report {versions}")
+    check_replica_versions(ctx, result, new_version)
     kept = cookie_signs_in(ctx.edge, username, cookie)
     result.figures["old_session_cookie"] = "signed in" if kept else "signed out"
     result.check(kept, "the session cookie from before the update no longer signs in")
     ctx.env = {**ctx.env, "MINITWIT_IMAGE": new_image, "MINITWIT_VERSION": new_version}
     ctx.version = new_version
     return result
+
+
+def deploy_under_load(ctx: Context, result: Result, image: str, version: str, seconds_figure: str, *,
+                      max_seconds: float, timeout: float) -> str:
+    """Deploys the stack with the app's ``image`` and ``version`` while the scenario's traffic
+    runs, and waits for the update to settle (a rollback included: its tasks converged). Puts the
+    time taken under ``seconds_figure`` and the traffic's totals in ``result``, checks that no
+    request failed, and returns the update's final state."""
+    started = time.monotonic()
+    with ctx.background(max_seconds=max_seconds) as load:
+        time.sleep(5)
+        ctx.swarm.deploy(ctx.stack_file, {**ctx.env, "MINITWIT_IMAGE": image, "MINITWIT_VERSION": version})
+        state = wait_update(stack.service("app"), timeout=timeout)
+        if state == "rollback_completed":
+            stack.wait_converged({"app": ctx.services["app"]}, timeout=120)
+        time.sleep(5)
+    result.figures[seconds_figure] = round(time.monotonic() - started, 1)
+    result.figures["update_state"] = state
+    totals = load.totals()
+    result.figures.update(requests=totals["requests"], failed=totals["failed"], over_300ms=totals["over_300ms"],
+                          failures=totals["failures"] or "-")
+    result.check(totals["requests"] > 0 and totals["failed"] == 0, f"{totals['failed']} failed: {totals['failures']}")
+    return state
+
+
+def check_replica_versions(ctx: Context, result: Result, version: str) -> None:
+    """Every app replica reports ``version`` in its /health."""
+    versions = replica_versions()
+    result.figures["replica_versions"] = ",".join(sorted(set(versions))) + f" x{len(versions)}"
+    result.check(versions == [version] * ctx.services["app"], f"replicas report {versions}, want {version}")
 
 
 def wait_update(full_name: str, timeout: float) -> str:
@@ -417,24 +434,9 @@ def automatic_rollback(ctx: Context) -> Result:
     result = Result(4, "an image that never gets healthy is rolled back", True)
     broken_version = ctx.version.replace("e2e.2", "e2e.broken").replace("e2e.1", "e2e.broken")
     broken = ctx.build_image(broken_version, broken=True)
-    started = time.monotonic()
-    with ctx.background(max_seconds=480) as load:
-        time.sleep(5)
-        ctx.swarm.deploy(ctx.stack_file, {**ctx.env, "MINITWIT_IMAGE": broken, "MINITWIT_VERSION": broken_version})
-        state = wait_update(stack.service("app"), timeout=450)
-        if state == "rollback_completed":
-            stack.wait_converged({"app": ctx.services["app"]}, timeout=120)
-        time.sleep(5)
-    result.figures["rollback_s"] = round(time.monotonic() - started, 1)
-    result.figures["update_state"] = state
-    totals = load.totals()
-    result.figures.update(requests=totals["requests"], failed=totals["failed"], over_300ms=totals["over_300ms"],
-                          failures=totals["failures"] or "-")
+    state = deploy_under_load(ctx, result, broken, broken_version, "rollback_s", max_seconds=480, timeout=450)
     result.check(state == "rollback_completed", f"update ended {state}, not rollback_completed")
-    result.check(totals["requests"] > 0 and totals["failed"] == 0, f"{totals['failed']} failed: {totals['failures']}")
-    versions = replica_versions()
-    result.figures["replica_versions"] = ",".join(sorted(set(versions))) + f" x{len(versions)}"
-    result.check(versions == [ctx.version] * ctx.services["app"], f"replicas report {versions}, want {ctx.version}")
+    check_replica_versions(ctx, result, ctx.version)
     # The stack file now names the broken image: deploy the good one again so later steps match.
     if state != "rollback_completed":
         ctx.swarm.deploy(ctx.stack_file, ctx.env)

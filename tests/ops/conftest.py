@@ -11,24 +11,20 @@ TOOLS_BIN = REPO / ".tools" / "bin"
 INSTALL_HINT = "run `bash .ci/install-promtool.sh` (Debian package, unpacked into .tools/bin)"
 
 
-def _find_tool(name: str) -> str | None:
+def _tool(name: str) -> str:
+    """The path of a Prometheus tool, from .tools/bin or PATH; the test is skipped without it."""
     local = TOOLS_BIN / name
-    if local.is_file():
-        return str(local)
-    return shutil.which(name)
+    path = str(local) if local.is_file() else shutil.which(name)
+    if path is None:
+        pytest.skip(f"{name} not found in {TOOLS_BIN} or on PATH; {INSTALL_HINT}")
+    return path
 
 
 @pytest.fixture(scope="session")
 def promtool() -> str:
-    path = _find_tool("promtool")
-    if path is None:
-        pytest.skip(f"promtool not found in {TOOLS_BIN} or on PATH; {INSTALL_HINT}")
-    return path
+    return _tool("promtool")
 
 
 @pytest.fixture(scope="session")
 def amtool() -> str:
-    path = _find_tool("amtool")
-    if path is None:
-        pytest.skip(f"amtool not found in {TOOLS_BIN} or on PATH; {INSTALL_HINT}")
-    return path
+    return _tool("amtool")

@@ -18,7 +18,6 @@ import contextlib
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ from pathlib import Path
 import psycopg
 import pytest
 import yaml
+from fixtures import free_port, stop_process
 from test_monitoring_config import (
     EXPORTER_LABELS,
     EXPORTER_PREFIXES,
@@ -58,12 +58,6 @@ def tool(name: str) -> Path:
     return path
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def http_get(url: str, timeout: float = 10) -> str:
     with urllib.request.urlopen(url, timeout=timeout) as response:
         return response.read().decode()
@@ -89,12 +83,7 @@ def serving(command: list[str], port: int, log: Path, env: dict[str, str] | None
                 time.sleep(0.2)
         yield base
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+        stop_process(process, grace=10)
 
 
 def parse_scrape(text: str) -> dict[str, list[dict[str, str]]]:
