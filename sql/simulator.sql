@@ -66,3 +66,14 @@ deleted AS (
 )
 SELECT (SELECT user_id FROM follower) AS follower_id,
        (SELECT user_id FROM followed) AS followed_id;
+
+-- name: simulator_username_taken
+-- Records :latest and says whether an account has exactly this username: the simulator's
+-- sign-up checks the name in the same round trip as the recording, before it hashes the
+-- password (create_user_with_key then inserts, and still refuses a name taken meanwhile).
+WITH recorded AS (
+    UPDATE simulator_latest
+    SET action_id = :latest
+    WHERE CAST(:latest AS bigint) IS NOT NULL
+)
+SELECT EXISTS (SELECT 1 FROM users WHERE username = :username);

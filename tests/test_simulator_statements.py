@@ -42,6 +42,28 @@ def test_every_outcome_records_latest(server: LiveServer, path: str, body: dict,
     assert latest(server) == 4242
 
 
+@pytest.mark.parametrize(
+    ("body", "headers", "status"),
+    [
+        ({"username": "new", "email": "new@example.com", "pwd": "pw"}, HEADERS, 204),
+        ({"username": "a", "email": "a2@example.com", "pwd": "pw"}, HEADERS, 400),  # taken
+        ({"username": "new", "email": "no at sign", "pwd": "pw"}, HEADERS, 400),
+        ({"username": "public", "email": "p@example.com", "pwd": "pw"}, HEADERS, 400),  # reserved
+        ({"username": "other", "email": "o@example.com", "pwd": "pw"}, {}, 204),  # not the simulator
+        ({"username": "a", "email": "a3@example.com", "pwd": "pw"}, {}, 400),
+    ],
+)
+def test_every_sign_up_outcome_records_latest(server: LiveServer, body: dict, headers: dict, status: int) -> None:
+    """The simulator's name check records `latest` in the same statement; every other way out
+    records it on its own."""
+    register(server, "a")
+    response = server.post("/register", json=body, headers=headers, params={"latest": 77})
+    assert response.status_code == status, response.text
+    assert latest(server) == 77
+    users = 2 if status == 204 else 1
+    assert sql(server.database_url, "SELECT count(*) FROM users")[0][0] == users
+
+
 def test_refused_write_records_latest(server: LiveServer) -> None:
     register(server, "a")
     response = server.post("/msgs/a", json={"content": "x"}, params={"latest": 99})

@@ -36,21 +36,25 @@ async def profile(db: Session, username: str) -> User:
 
 async def register(
     db: Session, username: str, email: str, password: str, password2: str | None = None,
-    *, trusted: bool = False,
+    *, trusted: bool = False, latest: int | None = None,
 ) -> int:
     """Creates an account and returns its id; InvalidInput says what is wrong otherwise.
 
     A name that reads the same as an existing one (usernames.username_key) is taken, and one
     with invisible characters is refused. ``trusted`` (the simulator, by its credential) keeps
     the contract instead: only the exact same name is taken, and a look-alike of an existing
-    name is created with a suffixed key (usernames.fill_missing_keys), as old names are."""
+    name is created with a suffixed key (usernames.fill_missing_keys), as old names are; its
+    name check also records the simulator's ``latest`` action id (one round trip for both)."""
     error = validate_registration(username, email, password, password2)
     if error is None and username.lower() in RESERVED_USERNAMES:
         error = "This username is reserved, please choose another"
     if error is None and not trusted:
         error = usernames.invisible_problem(username)
     if error is None:  # checked before hashing, so a duplicate costs no Argon2 time
-        exact = await db.fetch_value("get_user_id", username=username) is not None
+        if trusted:
+            exact = bool(await db.fetch_value("simulator_username_taken", username=username, latest=latest))
+        else:
+            exact = await db.fetch_value("get_user_id", username=username) is not None
         if exact or (not trusted and await usernames.is_taken(db, username)):
             error = TAKEN
     if error:

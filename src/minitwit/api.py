@@ -139,16 +139,18 @@ async def get_latest(request: Request, db: Session, latest: int | None) -> Respo
     return ApiJSONResponse({"latest": await db.fetch_value("get_latest")})
 
 
-@simulator_endpoint("register", needs_credential=False)
+@simulator_endpoint("register", needs_credential=False, records_latest=True)
 async def register(request: Request, db: Session, latest: int | None) -> Response:
     """Signs a user up from the JSON body: the simulator (its credential) as the contract says,
-    anyone else throttled per address like the sign-up form."""
+    its name check recording ``latest``; anyone else throttled per address like the sign-up form."""
     data = await read_json_object(request)
     username, email, password = text_field(data, "username"), text_field(data, "email"), text_field(data, "pwd")
     credential: SimulatorCredential = request.app.state.simulator_credential
     if credential.accepts(header_value(request, b"authorization")):
-        await accounts.register(db, username, email, password, trusted=True)
+        await accounts.register(db, username, email, password, trusted=True, latest=latest)
     else:
+        if latest is not None:
+            await db.execute("record_latest", action_id=latest)
         await throttle.sign_up(db, request.app.state.settings.throttle, client_address(request),
                                username, email, password)
     return no_content()
