@@ -128,3 +128,80 @@ def test_a_kept_connection_the_server_closes_is_replaced(database_url: str) -> N
         return database.sessions_open, latest
 
     assert with_database(database_url, work, pool_size=1) == (0, -1)
+
+
+def test_work_without_the_connection_lets_another_request_use_it(database_url: str) -> None:
+    """A sign-up hashing its password hands its connection back meanwhile: with a pool of one,
+    another request is served during the hash, and the sign-up goes on with a connection after."""
+
+    async def work(database: Database) -> list[str]:
+        order: list[str] = []
+        hashing = asyncio.Event()
+
+        async def slow_hash(password: str) -> str:
+            hashing.set()
+            await asyncio.sleep(0.5)
+            order.append("hashed")
+            return password[::-1]
+
+        async def sign_up() -> None:
+            async with database.session() as db:
+                await db.execute("record_latest", action_id=1)
+                assert await db.without_connection(slow_hash, "abc") == "cba"
+                await db.execute("record_latest", action_id=2)
+                order.append("signed up")
+
+        async def other_request() -> None:
+            await hashing.wait()
+            async with database.session() as db:
+                await db.fetch_value("get_latest")
+                order.append("served")
+
+        await asyncio.gather(sign_up(), other_request())
+        async with database.session() as db:
+            order.append(f"latest {await db.fetch_value('get_latest')}")
+        return order
+
+    assert with_database(database_url, work, pool_size=1, acquire_timeout=0.3) == [
+        "served", "hashed", "signed up", "latest 2"]
+
+
+def test_work_inside_a_transaction_keeps_the_connection(database_url: str) -> None:
+    async def work(database: Database) -> tuple[int, int]:
+        async with database.session() as db, db.transaction():
+            await db.execute("record_latest", action_id=5)
+            await db.without_connection(asyncio.sleep, 0)
+            open_during = database.sessions_open
+            await db.execute("record_latest", action_id=6)
+        async with database.session() as db:
+            return open_during, await db.fetch_value("get_latest")
+
+    assert with_database(database_url, work, pool_size=1) == (1, 6)
+
+
+def test_no_connection_after_the_work_is_unavailable_and_leaves_the_count_right(database_url: str) -> None:
+    async def work(database: Database) -> tuple[str, int]:
+        async def holder_waits_for(release: asyncio.Event) -> None:
+            async with database.session() as db:
+                await db.fetch_value("get_latest")
+                await release.wait()
+
+        release = asyncio.Event()
+
+        async def meanwhile_taken(password: str) -> str:
+            holder.append(asyncio.ensure_future(holder_waits_for(release)))
+            await asyncio.sleep(0.2)  # the other request now holds the only connection
+            return password
+
+        holder: list[asyncio.Future[None]] = []
+        try:
+            async with database.session() as db:
+                await db.without_connection(meanwhile_taken, "x")
+            outcome = "served"
+        except DatabaseUnavailable as error:
+            outcome = error.reason
+        release.set()
+        await asyncio.gather(*holder)
+        return outcome, database.sessions_open
+
+    assert with_database(database_url, work, pool_size=1, acquire_timeout=0.3) == ("pool_timeout", 0)

@@ -59,7 +59,8 @@ async def register(
             error = TAKEN
     if error:
         raise InvalidInput(error)
-    pw_hash = await passwords.hash_password(password)
+    # Hashed without a connection: a burst of sign-ups must not hold the pool while they queue.
+    pw_hash = await db.without_connection(passwords.hash_password, password)
     key = usernames.username_key(username)
     user_id = await db.fetch_value("create_user_with_key", username=username, email=email, pw_hash=pw_hash,
                                    username_key=key)
@@ -77,7 +78,7 @@ async def change_password(db: Session, user_id: int, password: str, password2: s
     error = validate_password(password, password2)
     if error:
         raise InvalidInput(error)
-    pw_hash = await passwords.hash_password(password)
+    pw_hash = await db.without_connection(passwords.hash_password, password)
     async with db.transaction():
         if await db.fetch_value("update_password", user_id=user_id, pw_hash=pw_hash) is None:
             raise UnknownUser()
@@ -89,10 +90,10 @@ async def authenticate(db: Session, username: str, password: str) -> User:
     row = await db.fetch_one("get_user_by_name", username=username) if can_be_username(username) else None
     if row is None:
         raise InvalidInput("Invalid username")
-    if not await passwords.verify_password(row["pw_hash"], password):
+    if not await db.without_connection(passwords.verify_password, row["pw_hash"], password):
         raise InvalidInput("Invalid password")
     if passwords.needs_rehash(row["pw_hash"]):
-        new_hash = await passwords.hash_password(password)
+        new_hash = await db.without_connection(passwords.hash_password, password)
         await db.execute("update_password_hash", user_id=row["user_id"], pw_hash=new_hash)
     return User(row["user_id"], row["username"], row["email"])
 

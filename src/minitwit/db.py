@@ -1,13 +1,13 @@
 """The database: a ``databases`` pool on asyncpg, and named queries from ``sql/`` run through it.
 
 ``databases`` opens and closes the asyncpg pool (``Database.connect``/``disconnect``). A request
-takes one connection from that pool for its whole life (``Database.session``) and runs the
-named queries on it as asyncpg prepared statements (asyncpg caches them per connection): the
-cheap way, since ``databases``' own ``fetch_all(text, values)`` recompiles the SQL through
-SQLAlchemy on every call. The connection is taken from the asyncpg pool itself, not through
-``databases``' per-task ``Connection`` wrapper (a lock, a counter and a task lookup a request),
-and transactions are asyncpg's: the same commit/rollback block for a fraction of the cost
-(docs/performance.md).
+takes one connection from that pool for its whole life (``Database.session``; a password hash
+runs without it, ``Session.without_connection``) and runs the named queries on it as asyncpg
+prepared statements (asyncpg caches them per connection): the cheap way, since ``databases``'
+own ``fetch_all(text, values)`` recompiles the SQL through SQLAlchemy on every call. The
+connection is taken from the asyncpg pool itself, not through ``databases``' per-task
+``Connection`` wrapper (a lock, a counter and a task lookup a request), and transactions are
+asyncpg's: the same commit/rollback block for a fraction of the cost (docs/performance.md).
 
 Pool settings (measured, see docs/performance.md): every connection prepares all
 named queries when it opens, so no request pays for parsing or planning; and a connection goes
@@ -39,7 +39,7 @@ import contextlib
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import databases
@@ -51,6 +51,7 @@ from minitwit.queries import Query, load_queries
 from minitwit.settings import DatabaseLimits
 
 Row = Any  # an asyncpg Record: row["column"]
+T = TypeVar("T")
 QueryObserver = Callable[[str, float], None]  # (query name, seconds)
 APPLICATION_NAME = "minitwit"  # in pg_stat_activity, so that a DBA can tell the app's sessions
 
@@ -101,10 +102,28 @@ def unavailable(error: BaseException) -> DatabaseUnavailable:
 class Session:
     """One connection held for one unit of work (a request, a CLI command)."""
 
-    def __init__(self, connection: Any, queries: dict[str, Query], observe: QueryObserver | None) -> None:
+    def __init__(self, scope: SessionScope, connection: Any, queries: dict[str, Query],
+                 observe: QueryObserver | None) -> None:
+        self._scope = scope
         self._connection = connection
         self._queries = queries
         self._observe = observe
+
+    async def without_connection(self, work: Callable[..., Awaitable[T]], *arguments: Any) -> T:
+        """Awaits ``work(*arguments)`` with the connection handed back, then takes one again for the rest
+        of the unit: for CPU work in a thread (a password hash: 20-60 ms, and longer while other
+        hashes queue for the thread pool) that would otherwise keep one of the pool's few
+        connections idle, so that a burst of sign-ups cannot starve every other request. Inside
+        a transaction the connection is kept (handing it back would roll the transaction back).
+        DatabaseUnavailable when no connection is to be had afterwards."""
+        if still_open(self._connection) and self._connection.is_in_transaction():
+            return await work(*arguments)
+        scope = self._scope
+        await scope.hand_back()
+        try:
+            return await work(*arguments)
+        finally:
+            self._connection = await scope.take_again()
 
     async def _run(self, method: str, name: str, values: dict[str, object]) -> Any:
         """Runs the named query through the connection's ``method`` (fetch, fetchrow, ...), timed
@@ -187,6 +206,11 @@ class SessionScope:
 
     async def __aenter__(self) -> Session:
         database = self._database
+        return Session(self, await self.take_again(), database.queries, database.observe)
+
+    async def take_again(self) -> Any:
+        """Takes a connection for the block: on entry, and after Session.without_connection."""
+        database = self._database
         database.sessions_open += 1
         idle = database.idle
         if idle and still_open(idle[-1]):  # the usual case: the connection a session kept, no wait
@@ -197,20 +221,19 @@ class SessionScope:
             except BaseException:
                 database.sessions_open -= 1
                 raise
-        return Session(self._connection, database.queries, database.observe)
+        return self._connection
 
-    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                        trace: Any) -> None:
-        connection = self._connection
-        assert connection is not None
+    async def hand_back(self, error: BaseException | None = None) -> None:
+        """Returns the block's connection: kept for the next session unless the database failed,
+        the request was cancelled (BaseException: asyncpg may still be cancelling a statement),
+        a request waits in asyncpg's queue, or the connection is closed or inside a transaction.
+        Raises DatabaseUnavailable when ``error`` was the database's failure."""
+        connection, self._connection = self._connection, None
         database = self._database
         # Failed under the block, outside Session's queries (BEGIN, COMMIT)? Asked before the
         # release: a released connection answers nothing.
         failed = error is not None and database_failed(error, connection)
         database.sessions_open -= 1
-        # Kept unless the database failed, the request was cancelled (BaseException: asyncpg
-        # may still be cancelling a statement), a request waits in asyncpg's queue, or the
-        # connection is closed or inside a transaction.
         if (not failed and isinstance(error, Exception | None) and not database.waiting
                 and still_open(connection) and not connection.is_in_transaction()):
             database.idle.append(connection)  # kept for the next session: no reset, no task
@@ -218,6 +241,11 @@ class SessionScope:
             await database.give_back(connection)
         if error is not None and failed:
             raise unavailable(error) from error
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                        trace: Any) -> None:
+        if self._connection is not None:  # None: taking one again failed, and that error goes on
+            await self.hand_back(error)
 
 
 class Database:
