@@ -180,7 +180,7 @@ def test_work_inside_a_transaction_keeps_the_connection(database_url: str) -> No
 
 
 def test_no_connection_after_the_work_is_unavailable_and_leaves_the_count_right(database_url: str) -> None:
-    async def work(database: Database) -> tuple[str, int]:
+    async def work(database: Database) -> tuple[str, int, object]:
         async def holder_waits_for(release: asyncio.Event) -> None:
             async with database.session() as db:
                 await db.fetch_value("get_latest")
@@ -194,14 +194,17 @@ def test_no_connection_after_the_work_is_unavailable_and_leaves_the_count_right(
             return password
 
         holder: list[asyncio.Future[None]] = []
+        sessions = []
         try:
             async with database.session() as db:
+                sessions.append(db)
                 await db.without_connection(meanwhile_taken, "x")
             outcome = "served"
         except DatabaseUnavailable as error:
             outcome = error.reason
         release.set()
         await asyncio.gather(*holder)
-        return outcome, database.sessions_open
+        # The session kept no handle on the connection the other request had taken.
+        return outcome, database.sessions_open, sessions[0]._connection
 
-    assert with_database(database_url, work, pool_size=1, acquire_timeout=0.3) == ("pool_timeout", 0)
+    assert with_database(database_url, work, pool_size=1, acquire_timeout=0.3) == ("pool_timeout", 0, None)

@@ -110,15 +110,17 @@ class Session:
         self._observe = observe
 
     async def without_connection(self, work: Callable[..., Awaitable[T]], *arguments: Any) -> T:
-        """Awaits ``work(*arguments)`` with the connection handed back, then takes one again for the rest
-        of the unit: for CPU work in a thread (a password hash: 20-60 ms, and longer while other
-        hashes queue for the thread pool) that would otherwise keep one of the pool's few
-        connections idle, so that a burst of sign-ups cannot starve every other request. Inside
-        a transaction the connection is kept (handing it back would roll the transaction back).
-        DatabaseUnavailable when no connection is to be had afterwards."""
+        """Awaits ``work(*arguments)`` with the connection handed back, then takes one again for
+        the rest of the unit: for CPU work in a thread (a password hash: 20-60 ms, and longer
+        while other hashes queue for the thread pool) that would otherwise keep one of the
+        pool's few connections idle, so that a burst of sign-ups cannot starve every other
+        request. Inside a transaction the connection is kept (handing it back would roll the
+        transaction back). DatabaseUnavailable when no connection is to be had afterwards; the
+        session has none then, so that it cannot use one that another request took meanwhile."""
         if still_open(self._connection) and self._connection.is_in_transaction():
             return await work(*arguments)
         scope = self._scope
+        self._connection = None  # another request's from now on
         await scope.hand_back()
         try:
             return await work(*arguments)
