@@ -44,7 +44,7 @@ def test_a_session_that_ends_well_keeps_its_connection_for_the_next(database_url
         first = database.idle[-1]
         async with database.session() as db:
             assert await db.fetch_value("get_latest") == 7
-            reused = database.idle == [] and db._connection is first
+            reused = database.idle == [] and db._scope.connection is first
         return kept, len(database.idle), reused
 
     assert with_database(database_url, work) == (1, 1, True)
@@ -205,6 +205,6 @@ def test_no_connection_after_the_work_is_unavailable_and_leaves_the_count_right(
         release.set()
         await asyncio.gather(*holder)
         # The session kept no handle on the connection the other request had taken.
-        return outcome, database.sessions_open, sessions[0]._connection
+        return outcome, database.sessions_open, sessions[0]._scope.connection
 
     assert with_database(database_url, work, pool_size=1, acquire_timeout=0.3) == ("pool_timeout", 0, None)

@@ -102,10 +102,8 @@ def unavailable(error: BaseException) -> DatabaseUnavailable:
 class Session:
     """One connection held for one unit of work (a request, a CLI command)."""
 
-    def __init__(self, scope: SessionScope, connection: Any, queries: dict[str, Query],
-                 observe: QueryObserver | None) -> None:
-        self._scope = scope
-        self._connection = connection
+    def __init__(self, scope: SessionScope, queries: dict[str, Query], observe: QueryObserver | None) -> None:
+        self._scope = scope  # holds the connection: None while it is handed back
         self._queries = queries
         self._observe = observe
 
@@ -117,26 +115,26 @@ class Session:
         request. Inside a transaction the connection is kept (handing it back would roll the
         transaction back). DatabaseUnavailable when no connection is to be had afterwards; the
         session has none then, so that it cannot use one that another request took meanwhile."""
-        if still_open(self._connection) and self._connection.is_in_transaction():
-            return await work(*arguments)
         scope = self._scope
-        self._connection = None  # another request's from now on
+        if still_open(scope.connection) and scope.connection.is_in_transaction():
+            return await work(*arguments)
         await scope.hand_back()
         try:
             return await work(*arguments)
         finally:
-            self._connection = await scope.take_again()
+            await scope.take()
 
     async def _run(self, method: str, name: str, values: dict[str, object]) -> Any:
         """Runs the named query through the connection's ``method`` (fetch, fetchrow, ...), timed
         for the metrics. One coroutine per query: the four methods below hand theirs over."""
         query = self._queries[name]
+        connection = self._scope.connection
         started = time.perf_counter()
         try:
             # Looked up in here: a connection lost under the block fails at the lookup itself.
-            return await getattr(self._connection, method)(query.positional_sql, *query.arguments(values))
+            return await getattr(connection, method)(query.positional_sql, *query.arguments(values))
         except Exception as error:
-            if database_failed(error, self._connection):
+            if database_failed(error, connection):
                 raise unavailable(error) from error
             raise
         finally:
@@ -158,7 +156,7 @@ class Session:
 
     def transaction(self) -> Any:
         """``async with db.transaction():`` commits the block, or rolls it back if it raises."""
-        return self._connection.transaction()
+        return self._scope.connection.transaction()
 
 
 async def _keep_session(connection: Any) -> None:
@@ -200,37 +198,37 @@ class SessionScope:
     ``asynccontextmanager`` with an exit stack: every request enters one, and the generator
     machinery cost more than the rest of taking a connection (docs/performance.md)."""
 
-    __slots__ = ("_connection", "_database")
+    __slots__ = ("_database", "connection")
 
     def __init__(self, database: Database) -> None:
         self._database = database
-        self._connection: Any = None
+        self.connection: Any = None  # the block's, while it has one (its Session reads it here)
 
     async def __aenter__(self) -> Session:
+        await self.take()
         database = self._database
-        return Session(self, await self.take_again(), database.queries, database.observe)
+        return Session(self, database.queries, database.observe)
 
-    async def take_again(self) -> Any:
+    async def take(self) -> None:
         """Takes a connection for the block: on entry, and after Session.without_connection."""
         database = self._database
         database.sessions_open += 1
         idle = database.idle
         if idle and still_open(idle[-1]):  # the usual case: the connection a session kept, no wait
-            self._connection = idle.pop()
+            self.connection = idle.pop()
         else:
             try:
-                self._connection = await database.acquire()
+                self.connection = await database.acquire()
             except BaseException:
                 database.sessions_open -= 1
                 raise
-        return self._connection
 
     async def hand_back(self, error: BaseException | None = None) -> None:
         """Returns the block's connection: kept for the next session unless the database failed,
         the request was cancelled (BaseException: asyncpg may still be cancelling a statement),
         a request waits in asyncpg's queue, or the connection is closed or inside a transaction.
         Raises DatabaseUnavailable when ``error`` was the database's failure."""
-        connection, self._connection = self._connection, None
+        connection, self.connection = self.connection, None
         database = self._database
         # Failed under the block, outside Session's queries (BEGIN, COMMIT)? Asked before the
         # release: a released connection answers nothing.
@@ -246,7 +244,7 @@ class SessionScope:
 
     async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
                         trace: Any) -> None:
-        if self._connection is not None:  # None: taking one again failed, and that error goes on
+        if self.connection is not None:  # None: taking one again failed, and that error goes on
             await self.hand_back(error)
 
 
