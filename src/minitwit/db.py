@@ -9,9 +9,12 @@ connection is taken from the asyncpg pool itself, not through ``databases``' per
 ``Connection`` wrapper (a lock, a counter and a task lookup a request), and transactions are
 asyncpg's: the same commit/rollback block for a fraction of the cost (docs/performance.md).
 
-Pool settings (measured, see docs/performance.md): every connection prepares all
-named queries when it opens, so no request pays for parsing or planning; and a connection goes
-back to the pool without asyncpg's default reset (``SELECT pg_advisory_unlock_all(); CLOSE ALL;
+Pool settings (measured, see docs/performance.md): a connection prepares a named query the
+first time it runs it and keeps it in asyncpg's statement cache, so parsing and planning are
+paid once per connection and query. Preparing all of ``sql/`` whenever a connection opened
+cost about 20 ms of the worker's CPU and 65 ms of waiting per connection, paid by the requests
+that made the pool grow: under the first burst of load, sign-ups queued behind it. A connection
+goes back to the pool without asyncpg's default reset (``SELECT pg_advisory_unlock_all(); CLOSE ALL;
 UNLISTEN *; RESET ALL``, one extra round trip per request), because MiniTwit never changes
 session state: no SET, LISTEN, cursors or session advisory locks on pooled connections. An
 open transaction is still rolled back on release (asyncpg does that before calling ``reset``).
@@ -284,7 +287,7 @@ class Database:
             # is away. ``connect`` opens the first connections itself instead.
             min_size=0,
             max_size=pool_size,
-            init=self._prepare_all,
+            init=self._set_up_connection,
             reset=_keep_session,
             statement_cache_size=max(100, 2 * len(self.queries)),
             server_settings=server_settings(limits),
@@ -332,18 +335,15 @@ class Database:
         except UNAVAILABLE as failure:
             raise unavailable(failure) from failure
 
-    async def _prepare_all(self, connection: Any) -> None:
-        """Prepares every named query on a new connection (asyncpg keeps them in its cache)."""
+    async def _set_up_connection(self, connection: Any) -> None:
+        """A new connection's set-up: TCP keepalives. Its statements are prepared as they are
+        first used (asyncpg's statement cache), not all here: see the module docstring."""
         enable_keepalive(connection, self.limits or DatabaseLimits())
-        for query in self.queries.values():
-            # A missing table means a pending migration (/ready says so): that query fails when used.
-            with contextlib.suppress(asyncpg.UndefinedTableError):
-                await connection.prepare(query.positional_sql)
 
     async def connect(self) -> None:
-        """Starts the pool and opens its first connections (prepared, ready for the first
-        requests). A database that is away does not stop a worker from starting: it answers
-        503 until PostgreSQL is back (``serve`` has waited for it before starting workers)."""
+        """Starts the pool and opens its first connections, ready for the first requests. A
+        database that is away does not stop a worker from starting: it answers 503 until
+        PostgreSQL is back (``serve`` has waited for it before starting workers)."""
         await self._database.connect()
 
         async def open_one() -> None:
