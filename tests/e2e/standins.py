@@ -101,6 +101,8 @@ def build_base() -> None:
         return
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     tarball = CACHE_DIR / "bookworm-base.tar"
+    if tarball.is_dir():  # left by a version that let mmdebstrap infer the format from ".partial"
+        shutil.rmtree(tarball)
     if not tarball.exists():
         if shutil.which("mmdebstrap") is None:
             log("installing mmdebstrap from Debian")
@@ -109,7 +111,9 @@ def build_base() -> None:
                 env={"DEBIAN_FRONTEND": "noninteractive"})
         log("building a Debian bookworm base with mmdebstrap (about a minute, cached afterwards)")
         partial = tarball.with_suffix(".partial")
-        run(["mmdebstrap", "--variant=minbase", f"--include={BASE_PACKAGES}", "bookworm", str(partial)], timeout=900)
+        # The format said outright: mmdebstrap infers it from the name, and ".partial" means a directory.
+        run(["mmdebstrap", "--variant=minbase", "--format=tar", f"--include={BASE_PACKAGES}", "bookworm", str(partial)],
+            timeout=900)
         partial.rename(tarball)
     docker("import", str(tarball), BASE_IMAGE, timeout=300)
 
