@@ -13,11 +13,12 @@ Pool settings (measured, see docs/performance.md): a connection prepares a named
 first time it runs it and keeps it in asyncpg's statement cache, so parsing and planning are
 paid once per connection and query. Preparing all of ``sql/`` whenever a connection opened
 cost about 20 ms of the worker's CPU and 65 ms of waiting per connection, paid by the requests
-that made the pool grow: under the first burst of load, sign-ups queued behind it. A connection
-goes back to the pool without asyncpg's default reset (``SELECT pg_advisory_unlock_all(); CLOSE ALL;
-UNLISTEN *; RESET ALL``, one extra round trip per request), because MiniTwit never changes
-session state: no SET, LISTEN, cursors or session advisory locks on pooled connections. An
-open transaction is still rolled back on release (asyncpg does that before calling ``reset``).
+that made the pool grow: under the first burst of load, sign-ups queued behind it. A
+connection goes back to the pool without asyncpg's default reset (``SELECT
+pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL``, one extra round trip per
+request), because MiniTwit never changes session state: no SET, LISTEN, cursors or session
+advisory locks on pooled connections. An open transaction is still rolled back on release
+(asyncpg does that before calling ``reset``).
 
 A session's connection is not even handed back to asyncpg when it ends well: it waits in
 ``Database.idle`` for the next session, which takes it without an await. asyncpg's acquire and
