@@ -1,6 +1,7 @@
-"""Sessions keep their connection for the next session (db.Database.idle) only when nothing can
-be wrong with it; everything else goes back through asyncpg's pool, which resets, rolls back,
-closes or replaces it. A real PostgreSQL, a real asyncpg pool."""
+"""Sessions hand their connection to a waiting request (db.Database.waiters) or keep it for the
+next session (db.Database.idle) only when nothing can be wrong with it; everything else goes
+back through asyncpg's pool, which resets, rolls back, closes or replaces it. A real
+PostgreSQL, a real asyncpg pool."""
 
 from __future__ import annotations
 
@@ -44,10 +45,11 @@ def test_a_session_that_ends_well_keeps_its_connection_for_the_next(database_url
         first = database.idle[-1]
         async with database.session() as db:
             assert await db.fetch_value("get_latest") == 7
-            reused = database.idle == [] and db._scope.connection is first
+            reused = first not in database.idle and db._scope.connection is first
         return kept, len(database.idle), reused
 
-    assert with_database(database_url, work) == (1, 1, True)
+    # connect opened two connections, one per place in the pool: both kept, the latest reused
+    assert with_database(database_url, work) == (2, 2, True)
     assert open_connections(database_url) == 0  # disconnect gave the kept one back and closed it
 
 
@@ -89,28 +91,78 @@ def test_an_open_transaction_or_a_cancel_sends_it_back_through_asyncpg_an_error_
         return kept, latest
 
     kept, latest = with_database(database_url, work)
-    assert kept == [0, 0, 1, 1]
+    assert kept == [1, 0, 1, 1]  # of the two that connect opened: one left after each send-back
     assert latest == -1  # the open transaction's write was rolled back
 
 
-def test_a_request_waiting_for_the_pool_gets_the_connection_a_session_gives_back(database_url: str) -> None:
-    """A kept connection stays out of asyncpg's queue, so a session that ends while another
-    waits there hands its connection to asyncpg instead: the waiter is served, not timed out."""
+def test_requests_waiting_for_the_pool_get_the_connection_a_session_ends_with_in_turn(database_url: str) -> None:
+    """With every connection out, a request waits in the app's queue, not asyncpg's: a session
+    that ends well hands its very connection (no release, no new proxy) to the request that has
+    waited longest."""
 
-    async def work(database: Database) -> list[object]:
-        async def hold(seconds: float) -> str:
+    async def work(database: Database) -> tuple[list[str], set[int], int]:
+        served: list[str] = []
+        connections: set[int] = set()
+
+        async def hold(name: str, delay: float, seconds: float) -> None:
+            await asyncio.sleep(delay)
             async with database.session() as db:
                 await db.fetch_value("get_latest")
+                connections.add(id(db._scope.connection))
                 await asyncio.sleep(seconds)
+            served.append(name)
+
+        await asyncio.gather(hold("first", 0, 0.5), hold("second", 0.1, 0.1), hold("third", 0.2, 0))
+        return served, connections, database.taken
+
+    served, connections, taken = with_database(database_url, work, pool_size=1)
+    assert served == ["first", "second", "third"]
+    assert len(connections) == 1 and taken == 1  # one connection, never given back to asyncpg
+
+
+def test_a_waiter_cancelled_as_it_is_handed_a_connection_passes_it_on(database_url: str) -> None:
+    async def work(database: Database) -> tuple[list[object], int, int, int]:
+        async def wait_and_use() -> str:
+            async with database.session() as db:
+                await db.fetch_value("get_latest")
             return "served"
 
-        async def later() -> str:
+        async with database.session():
+            waiters = [asyncio.ensure_future(wait_and_use()) for _ in range(2)]
             await asyncio.sleep(0.1)
-            return await hold(0)
+            assert len(database.waiters) == 2
+        # The block handed the connection to the first waiter, which has not run since: cancel it.
+        waiters[0].cancel()
+        outcomes = await asyncio.gather(*waiters, return_exceptions=True)
+        return outcomes, len(database.waiters), database.sessions_open, len(database.idle)
 
-        return await asyncio.gather(hold(0.5), later(), later(), return_exceptions=True)
+    outcomes, waiting, sessions, kept = with_database(database_url, work, pool_size=1)
+    assert isinstance(outcomes[0], asyncio.CancelledError) and outcomes[1] == "served", outcomes
+    assert (waiting, sessions, kept) == (0, 0, 1)
 
-    assert with_database(database_url, work, pool_size=1) == ["served", "served", "served"]
+
+def test_a_connection_sent_back_through_asyncpg_still_serves_the_waiting_request(database_url: str) -> None:
+    """A session that leaves a transaction open sends its connection back through asyncpg (which
+    rolls it back); the request waiting meanwhile is told, and takes it from asyncpg's pool."""
+
+    async def work(database: Database) -> tuple[list[object], object]:
+        async def leave_a_transaction_open() -> str:
+            async with database.session() as db:
+                await db.transaction().start()
+                await db.execute("record_latest", action_id=3)
+                await asyncio.sleep(0.3)
+            return "rolled back"
+
+        async def wait_and_read() -> object:
+            await asyncio.sleep(0.1)
+            async with database.session() as db:
+                return await db.fetch_value("get_latest")
+
+        outcomes = await asyncio.gather(leave_a_transaction_open(), wait_and_read(), return_exceptions=True)
+        return outcomes, database.taken
+
+    # A 2 s acquire timeout: served long before it, so not by a timeout and a retry.
+    assert with_database(database_url, work, pool_size=1, acquire_timeout=2.0) == (["rolled back", -1], 1)
 
 
 def test_a_kept_connection_the_server_closes_is_replaced(database_url: str) -> None:

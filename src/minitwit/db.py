@@ -20,12 +20,16 @@ request), because MiniTwit never changes session state: no SET, LISTEN, cursors 
 advisory locks on pooled connections. An open transaction is still rolled back on release
 (asyncpg does that before calling ``reset``).
 
-A session's connection is not even handed back to asyncpg when it ends well: it waits in
+A session's connection is not even handed back to asyncpg when it ends well: it goes straight
+to the request that has waited longest for one (``Database.hand_over``), or waits in
 ``Database.idle`` for the next session, which takes it without an await. asyncpg's acquire and
 release cost about as much of the app's CPU as the query itself (a task to shield the release,
-a timeout block, an inactivity timer, a new proxy). Anything unusual sends it back through
-asyncpg: an error from the database, a cancelled request, a transaction left open, a closed
-connection (asyncpg then reopens it), a request waiting in asyncpg's queue, and shutdown.
+a timeout block, an inactivity timer, a new proxy). So a request waits for a connection in the
+app's own queue (``Database.waiters``), not in asyncpg's: once every connection of the pool is
+out, a busy worker would otherwise pay asyncpg's release and acquire on every request. Anything
+unusual sends a connection back through asyncpg: an error from the database, a cancelled
+request, a transaction left open, a closed connection (asyncpg then reopens it), and shutdown;
+the first waiter is then told that asyncpg has a connection free.
 
 Faults (see DatabaseLimits in settings.py): taking a connection waits at most
 ``acquire_timeout_seconds``; PostgreSQL cancels any statement after ``statement_timeout`` and
@@ -39,6 +43,7 @@ PostgreSQL is back.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import socket
 import time
@@ -228,19 +233,20 @@ class SessionScope:
                 raise
 
     async def hand_back(self, error: BaseException | None = None) -> None:
-        """Returns the block's connection: kept for the next session unless the database failed,
-        the request was cancelled (BaseException: asyncpg may still be cancelling a statement),
-        a request waits in asyncpg's queue, or the connection is closed or inside a transaction.
-        Raises DatabaseUnavailable when ``error`` was the database's failure."""
+        """Returns the block's connection: to a waiting request or kept for the next session,
+        unless the database failed, the request was cancelled (BaseException: asyncpg may still
+        be cancelling a statement), or the connection is closed or inside a transaction; then
+        it goes back through asyncpg. Raises DatabaseUnavailable when ``error`` was the
+        database's failure."""
         connection, self.connection = self.connection, None
         database = self._database
         # Failed under the block, outside Session's queries (BEGIN, COMMIT)? Asked before the
         # release: a released connection answers nothing.
         failed = error is not None and database_failed(error, connection)
         database.sessions_open -= 1
-        if (not failed and isinstance(error, Exception | None) and not database.waiting
+        if (not failed and isinstance(error, Exception | None)
                 and still_open(connection) and not connection.is_in_transaction()):
-            database.idle.append(connection)  # kept for the next session: no reset, no task
+            database.hand_over(connection)  # no reset, no task
         else:
             await database.give_back(connection)
         if error is not None and failed:
@@ -278,10 +284,17 @@ class Database:
         # (last in, first out). asyncpg's acquire and release (its reset, a task to shield the
         # release, timers) cost about as much CPU as a simulator request's query; a session
         # that finds one here takes it without a wait. A connection goes back to asyncpg's pool
-        # when something may be wrong with it (docs/performance.md), and while a request waits
-        # there for one (``waiting``), so that the wait ends.
+        # when something may be wrong with it (docs/performance.md).
         self.idle: list[Any] = []
-        self.waiting = 0
+        # Requests waiting for a connection while all of the pool's are out (first come, first
+        # served): each is a future that a session ending well resolves with its connection,
+        # or with None once a connection went back to asyncpg, which then has one free.
+        self.waiters: collections.deque[asyncio.Future[Any]] = collections.deque()
+        # Connections taken from asyncpg's pool and not given back (the kept ones included), so
+        # that a request knows, without asking asyncpg, whether it would have to wait there.
+        # asyncpg also takes back a connection that closes; the count follows when it is next
+        # given back here (a closed connection always is).
+        self.taken = 0
         self._database = databases.Database(
             url,
             # No floor: asyncpg would keep retrying it (a traceback a second) while PostgreSQL
@@ -300,34 +313,77 @@ class Database:
         )
 
     async def acquire(self) -> Any:
-        """A kept connection still open, or one from asyncpg's pool, within the acquire timeout
-        when every connection is in use (``sessions_open`` counts this request already);
-        DatabaseUnavailable otherwise."""
+        """A kept connection still open, one from asyncpg's pool while it has one free, or the next
+        connection a session hands over, within the acquire timeout; DatabaseUnavailable
+        otherwise."""
         while self.idle:
             connection = self.idle.pop()
             if still_open(connection):
                 return connection
             await self.give_back(connection)  # asyncpg replaces it when next taken
-        pool = self.pool
-        self.waiting += 1
+        if self.taken < self.pool_size:
+            # A connection is free: taking it cannot wait for another request, so the timer
+            # below (a timer handle per request) is not needed. Opening a new one is bounded by
+            # the pool's own connect timeout.
+            return await self._take_from_pool()
         try:
-            if self.sessions_open <= self.pool_size:
-                # A connection is free: taking it cannot wait for another request, so the
-                # timer below (a timer handle per request) is not needed. Opening a new one is
-                # bounded by the pool's own connect timeout.
-                return await pool.acquire()
             async with asyncio.timeout(self._acquire_timeout):
-                return await pool.acquire()
+                while True:
+                    connection = await self._wait_for_turn()
+                    if connection is None:  # one went back to asyncpg: take it there
+                        if self.taken < self.pool_size:
+                            return await self._take_from_pool()
+                    elif still_open(connection):
+                        return connection
+                    else:  # closed since it was handed over
+                        await self.give_back(connection)
         except TimeoutError as error:
             raise DatabaseUnavailable("pool_timeout", "no connection within the acquire timeout") from error
-        except UNAVAILABLE as error:  # opening a new connection
-            raise unavailable(error) from error
-        finally:
-            self.waiting -= 1
+
+    async def _take_from_pool(self) -> Any:
+        """A connection from asyncpg's pool, which has one free (``taken`` says so), opening it
+        if need be; DatabaseUnavailable when the database cannot be reached."""
+        self.taken += 1
+        try:
+            return await self.pool.acquire()
+        except BaseException as error:
+            self.taken -= 1
+            self.hand_over(None)  # the place is free again: the next waiter tries for itself
+            if isinstance(error, UNAVAILABLE):  # opening a new connection
+                raise unavailable(error) from error
+            raise
+
+    async def _wait_for_turn(self) -> Any:
+        """Queues behind the requests already waiting, until ``hand_over`` gives this one a
+        connection, or None when asyncpg's pool has one free."""
+        turn = asyncio.get_running_loop().create_future()
+        self.waiters.append(turn)
+        try:
+            return await turn
+        except BaseException:  # timed out or cancelled
+            if turn.done() and not turn.cancelled():
+                self.hand_over(turn.result())  # handed over just as the wait ended: pass it on
+            else:
+                with contextlib.suppress(ValueError):
+                    self.waiters.remove(turn)
+            raise
+
+    def hand_over(self, connection: Any) -> None:
+        """Gives a connection that a session ended well with (None: a free place in asyncpg's
+        pool) to the request that has waited longest, or keeps it for the next session."""
+        waiters = self.waiters
+        while waiters:
+            turn = waiters.popleft()
+            if not turn.done():
+                turn.set_result(connection)
+                return
+        if connection is not None:
+            self.idle.append(connection)
 
     async def give_back(self, connection: Any) -> None:
         """Hands a connection back to asyncpg's pool: ROLLBACK first if a transaction is open, a
-        closed one terminated (and replaced when next taken)."""
+        closed one terminated (and replaced when next taken). The request waiting longest is
+        then told that asyncpg has one free."""
         pool = self._open_pool()
         if pool is None:
             return  # the pool is closed, and its connections with it
@@ -335,6 +391,9 @@ class Database:
             await pool.release(connection)
         except UNAVAILABLE as failure:
             raise unavailable(failure) from failure
+        finally:
+            self.taken -= 1
+            self.hand_over(None)
 
     async def _set_up_connection(self, connection: Any) -> None:
         """A new connection's set-up: TCP keepalives. Its statements are prepared as they are
