@@ -101,8 +101,13 @@ def build_base() -> None:
         return
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     tarball = CACHE_DIR / "bookworm-base.tar"
-    if tarball.is_dir():  # left by a version that let mmdebstrap infer the format from ".partial"
-        shutil.rmtree(tarball)
+    partial = tarball.with_suffix(".partial")
+    # Leftovers that would stop the build: a directory under either name (made by a version
+    # that let mmdebstrap infer the format from ".partial"), or an interrupted build's partial.
+    for leftover in (tarball, partial):
+        if leftover.is_dir():
+            shutil.rmtree(leftover)
+    partial.unlink(missing_ok=True)
     if not tarball.exists():
         if shutil.which("mmdebstrap") is None:
             log("installing mmdebstrap from Debian")
@@ -110,7 +115,6 @@ def build_base() -> None:
             run(["apt-get", "-o", "DPkg::Lock::Timeout=600", "install", "-y", "-qq", "mmdebstrap"], timeout=900,
                 env={"DEBIAN_FRONTEND": "noninteractive"})
         log("building a Debian bookworm base with mmdebstrap (about a minute, cached afterwards)")
-        partial = tarball.with_suffix(".partial")
         # The format said outright: mmdebstrap infers it from the name, and ".partial" means a directory.
         run(["mmdebstrap", "--variant=minbase", "--format=tar", f"--include={BASE_PACKAGES}", "bookworm", str(partial)],
             timeout=900)
