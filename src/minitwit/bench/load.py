@@ -54,11 +54,16 @@ def run(args: argparse.Namespace) -> dict:
         def per_request(seconds: float) -> float:
             return round(1000 * seconds / len(outcomes), 3)
 
-        app, db = cpu1.app_s - cpu0.app_s, cpu1.db_s - cpu0.db_s
+        app, db, client = cpu1.app_s - cpu0.app_s, cpu1.db_s - cpu0.db_s, client1 - client0
         report["cpu"] = {
-            "app_s": round(app, 2), "db_s": round(db, 2), "client_s": round(client1 - client0, 2),
+            "app_s": round(app, 2), "db_s": round(db, 2), "client_s": round(client, 2),
             "server_ms_per_request": per_request(app + db), "app_ms_per_request": per_request(app),
-            "db_ms_per_request": per_request(db), "client_ms_per_request": per_request(client1 - client0),
+            "db_ms_per_request": per_request(db), "client_ms_per_request": per_request(client),
+            # The client does the same work in every run, so the machine's speed of the moment
+            # moves its CPU per request as it moves the server's: compared by this ratio, two
+            # runs of the same code differ by 1-3 %, where their CPU per request moves by 10 % and more
+            # (docs/performance.md, "Reading a run").
+            "app_per_client_cpu": round(app / max(1e-9, client), 3),
             "machine_busy_pct": round(100 * (busy1[0] - busy0[0]) / max(1e-9, busy1[1] - busy0[1]), 1),
         }
     report.update({"scenario": str(args.csv), "actions": len(actions), "concurrency": args.concurrency,

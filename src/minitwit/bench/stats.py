@@ -99,6 +99,8 @@ def format_load_report(report: dict) -> str:
         lines.append(f"CPU per request: server {cpu['server_ms_per_request']} ms (app {cpu['app_ms_per_request']}"
                      f" + PostgreSQL {cpu['db_ms_per_request']}), this client {cpu['client_ms_per_request']} ms;"
                      f" machine busy {cpu['machine_busy_pct']} %")
+        lines.append(f"app CPU per unit of this client's CPU: {cpu['app_per_client_cpu']}"
+                     " (compare runs by this: the client is the control)")
     failures = {k: v["failures"] for k, v in report["by_kind"].items() if v["failures"]}
     if failures:
         lines.append(f"failures: {failures}")
