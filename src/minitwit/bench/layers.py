@@ -3,11 +3,12 @@
 The scenario is replayed against a fresh ``minitwit serve`` as shipped, then with one layer
 changed at a time (the access log off, metrics off, the security middleware off, the session
 middleware on the API routes too, the API through Starlette's router instead of its lane, Sentry
-on with a DSN to a sink in this process), and the table
-gives the app's CPU per request (its processes, PostgreSQL apart), throughput and p99 for each.
-``--baseline-command`` adds any other server, measured the same way in the same run (e.g. a
-minimal implementation of the API, to see what the framework costs). ``--rounds`` repeats the
-whole set in turn, so that a drifting machine hurts every variant alike; medians are reported.
+on with a DSN to a sink in this process), and the table gives the app's CPU per request (its
+processes, PostgreSQL apart), that CPU per unit of the load client's own (the control: the
+machine's speed of the moment moves both), throughput and p99 for each. ``--baseline-command``
+adds any other server, measured the same way in the same run (e.g. a minimal implementation of
+the API, to see what the framework costs). ``--rounds`` repeats the whole set in turn, so that a
+drifting machine hurts every variant alike; medians are reported.
 """
 
 from __future__ import annotations
@@ -124,13 +125,16 @@ def measure(server: BenchServer | BaselineServer, actions: list[replay.Action], 
     The requests are planned anew for each run: each carries events that its run sets."""
     requests = replay.plan(actions, 1, False, 1)
     app_cpu = (lambda: server.cpu().app_s) if isinstance(server, BenchServer) else server.cpu
-    before = app_cpu()
+    # The client's CPU is the control (docs/performance.md, "Reading a run"): this thread's only,
+    # so that the Sentry sink's thread in this process does not count.
+    before, client_before = app_cpu(), time.thread_time()
     outcomes, wall = asyncio.run(replay.run(server.url, requests, concurrency))
-    app_s = app_cpu() - before
+    app_s, client_s = app_cpu() - before, time.thread_time() - client_before
     report = load_report(outcomes, wall, replay.SLOW_MS)
     return {"rps": report["throughput_rps"], "p99_ms": report["latency_ms"]["p99"],  # type: ignore[index]
             "failed": report["failed"], "over_300ms": report["slow_over_300ms"],
-            "app_ms_per_request": 1000 * app_s / max(1, len(outcomes))}
+            "app_ms_per_request": 1000 * app_s / max(1, len(outcomes)),
+            "app_per_client_cpu": app_s / max(1e-9, client_s)}
 
 
 def median_of(runs: list[dict[str, object]], key: str) -> float:
@@ -139,16 +143,19 @@ def median_of(runs: list[dict[str, object]], key: str) -> float:
 
 def format_table(results: dict[str, list[dict[str, object]]], concurrency: int, workers: int) -> str:
     shipped = median_of(results[SHIPPED], "app_ms_per_request")
-    lines = [f"{'variant':42} {'app ms/req':>10} {'vs shipped':>10} {'req/s':>7} {'p99 ms':>7} "
-             f"{'failed':>6} {'>300ms':>6}",
-             "-" * 94]
+    shipped_ratio = median_of(results[SHIPPED], "app_per_client_cpu")
+    lines = [f"{'variant':42} {'app ms/req':>10} {'vs shipped':>10} {'app/client':>10} {'vs shipped':>10} "
+             f"{'req/s':>7} {'p99 ms':>7} {'failed':>6} {'>300ms':>6}",
+             "-" * 116]
     for name, runs in results.items():
-        cpu = median_of(runs, "app_ms_per_request")
-        lines.append(f"{name:42} {cpu:>10.3f} {cpu - shipped:>+10.3f} {median_of(runs, 'rps'):>7.1f} "
+        cpu, ratio = median_of(runs, "app_ms_per_request"), median_of(runs, "app_per_client_cpu")
+        lines.append(f"{name:42} {cpu:>10.3f} {cpu - shipped:>+10.3f} {ratio:>10.3f} "
+                     f"{100 * (ratio / shipped_ratio - 1):>+9.1f}% {median_of(runs, 'rps'):>7.1f} "
                      f"{median_of(runs, 'p99_ms'):>7.1f} {sum(int(r['failed']) for r in runs):>6} "  # type: ignore[call-overload]
                      f"{sum(int(r['over_300ms']) for r in runs):>6}")  # type: ignore[call-overload]
     lines.append(f"(medians of {len(results[SHIPPED])} round(s); {concurrency} in flight; {workers} workers; "
-                 "app ms/req: CPU of the server's own processes, its PostgreSQL apart)")
+                 "app ms/req: CPU of the server's own processes, its PostgreSQL apart; app/client: that CPU "
+                 "per unit of the load client's, the figure to compare, since the machine's speed moves both)")
     return "\n".join(lines)
 
 
