@@ -28,7 +28,7 @@ import psycopg
 import pytest
 import requests
 import uvicorn
-from cli_helpers import stop_leftover_postgres
+from cli_helpers import clean_environment, stop_leftover_postgres
 
 from minitwit import migrations
 from minitwit.app import create_app
@@ -295,10 +295,7 @@ def server_process_factory() -> Iterator:
     def start(database_url: str | None, *, workers: int = 1, env: dict[str, str] | None = None,
               wait: bool = True) -> tuple[subprocess.Popen, str]:
         port = free_port()
-        environment = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "MINITWIT_ENV")}
-        environment.update({"LOG_LEVEL": "WARNING", "MINITWIT_DATA_DIR": str(data_dir)})
-        if database_url:
-            environment["DATABASE_URL"] = database_url
+        environment = clean_environment(data_dir, **({"DATABASE_URL": database_url} if database_url else {}))
         environment.update(env or {})
         process = start_serve(port, workers, environment, subprocess.PIPE, text=True)
         started.append(process)

@@ -3,7 +3,6 @@ at a time, oversized and never-ending headers, idle connections."""
 
 from __future__ import annotations
 
-import os
 import select
 import shutil
 import socket
@@ -15,6 +14,7 @@ from dataclasses import dataclass, field
 
 import pytest
 import requests
+from cli_helpers import clean_environment
 from fixtures import embedded_data_dir, free_port, scratch_database, start_serve, stop_process, wait_until_up
 
 SLOW_CLIENTS = 30
@@ -30,9 +30,7 @@ def two_workers(postgres_admin_url: str, template_database: str) -> Iterator[str
     """One `minitwit serve` with 2 workers for the whole module (a start costs seconds)."""
     with scratch_database(postgres_admin_url, "minitwit_slow", template_database) as url:
         port, data_dir = free_port(), embedded_data_dir()
-        environment = {k: v for k, v in os.environ.items() if k not in ("MINITWIT_ENV",)}
-        environment.update({"DATABASE_URL": url, "LOG_LEVEL": "WARNING", "MINITWIT_DATA_DIR": str(data_dir),
-                            "HEADER_TIMEOUT_SECONDS": str(HEADER_TIMEOUT_SECONDS)})
+        environment = clean_environment(data_dir, DATABASE_URL=url, HEADER_TIMEOUT_SECONDS=str(HEADER_TIMEOUT_SECONDS))
         process = start_serve(port, 2, environment, subprocess.DEVNULL)
         try:
             wait_until_up(f"http://127.0.0.1:{port}", process)

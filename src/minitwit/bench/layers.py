@@ -167,6 +167,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rounds", type=int, default=1, help="times the whole set is run, in turn (default 1)")
     parser.add_argument("--baseline-command", metavar="CMD",
                         help="another server to measure beside the variants; {port} is replaced")
+    parser.add_argument("--baseline-name", metavar="NAME",
+                        help="the baseline's row in the table (default: the command's program name)")
     parser.add_argument("--json", type=Path, help="report file (default bench-results/layers-<time>.json)")
 
 
@@ -181,7 +183,7 @@ def main(args: argparse.Namespace) -> int:
                     results.setdefault(name, []).append(measure(server, actions, args.concurrency))
                 print(f"round {round_number}: {name}: {results[name][-1]}", flush=True)
             if args.baseline_command:
-                name = f"baseline: {shlex.split(args.baseline_command)[0]}"
+                name = f"baseline: {args.baseline_name or Path(shlex.split(args.baseline_command)[0]).name}"
                 with BaselineServer(args.baseline_command) as baseline:
                     results.setdefault(name, []).append(measure(baseline, actions, args.concurrency))
                 print(f"round {round_number}: {name}: {results[name][-1]}", flush=True)
