@@ -245,9 +245,9 @@ class PromptlyStoppedServer(uvicorn.Server):
     def stop(self) -> None:
         """From any thread."""
         self.should_exit = True
-        loop = self.loop
-        if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self.stop_requested.set)
+        if self.loop is not None:
+            with suppress(RuntimeError):  # the loop has closed already: the server is gone
+                self.loop.call_soon_threadsafe(self.stop_requested.set)
 
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
         self.loop = asyncio.get_running_loop()
