@@ -5,7 +5,7 @@
 # Dependabot (.github/dependabot.yml) proposes base updates; pin `@sha256:...` once one is checked.
 # No secret and no development default lives here: MINITWIT_ENV=production makes the app refuse
 # to start until DATABASE_URL, SECRET_KEY, SIMULATOR_USERNAME/PASSWORD and METRICS_TOKEN (or
-# their *_FILE variants) come from the environment.
+# their *_FILE variants) and MINITWIT_ALLOWED_HOSTS come from the environment.
 
 FROM python:3.11-slim-bookworm AS build
 

@@ -510,6 +510,30 @@ def test_release_deploy_verify_and_rollback_follow_the_image() -> None:
     assert "docker service rollback minitwit_app" in text
 
 
+def test_every_secret_the_stack_needs_is_created_by_the_deploy_job_and_documented() -> None:
+    """A Docker secret that `docker stack deploy` needs and nobody creates stops the first deploy
+    on a fresh Swarm; one missing from deploying.md stops whoever follows it."""
+    names = {secret["name"] for secret in load("stack.yml")["secrets"].values()}
+    deploy = next(job for job in workflow_jobs().values() if "docker stack deploy" in steps_text(job))
+    created = next(step for step in deploy["steps"] if "docker secret create" in str(step.get("run", "")))
+    for name in sorted(names):
+        variable = name.upper()
+        assert variable in created["env"] and variable in created["run"], f"the deploy job never creates {name}"
+        assert created["env"][variable] == f"${{{{ secrets.{variable} }}}}", variable
+    guide = (ROOT / "docs" / "deploying.md").read_text(encoding="utf-8")
+    for name in sorted(names):
+        assert f"docker secret create {name} -" in guide, f"deploying.md does not say how to create {name}"
+        assert f"| `{name}` |" in guide, f"deploying.md's table of secrets lacks {name}"
+
+
+def test_every_variable_compose_requires_is_in_the_documented_env_file() -> None:
+    required = set(re.findall(r"\$\{([A-Z0-9_]+):\?", (ROOT / "compose.yml").read_text(encoding="utf-8")))
+    guide = (ROOT / "docs" / "deploying.md").read_text(encoding="utf-8")
+    env_file = guide.split("## One machine: docker compose", 1)[1].split("then `docker compose up", 1)[0]
+    documented = set(re.findall(r"^ {4}([A-Z0-9_]+)=", env_file, re.MULTILINE))
+    assert required <= documented, f"deploying.md's .env lacks {sorted(required - documented)}"
+
+
 def test_dependabot_watches_pip_docker_and_actions() -> None:
     config = load(".github/dependabot.yml")
     ecosystems = {update["package-ecosystem"] for update in config["updates"]}
