@@ -1,5 +1,6 @@
 """Hostile-input middleware: unknown hosts, cross-origin refusal, a body cap for every route,
-paths whose encoded slashes stay encoded, and the security headers of every response.
+paths whose encoded slashes stay encoded, and the security headers that the request observer
+adds to every response.
 
 RequestGuard is pure ASGI and looks at each request's headers once, so the simulator API pays
 a few microseconds for it, not a Starlette ``BaseHTTPMiddleware`` round.

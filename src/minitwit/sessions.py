@@ -2,7 +2,8 @@
 
 The signed session cookie (Starlette's SessionMiddleware) carries a random token; PostgreSQL
 keeps the token's SHA-256 with the user (migrations/0006). Signing out deletes that row,
-changing a password deletes all of the user's rows, and a cookie whose row is gone is anonymous.
+changing a password (``accounts.change_password``; no route offers it yet) deletes all of the
+user's rows, and a cookie whose row is gone is anonymous.
 A signed-in web request pays one indexed lookup (``session_user``); anonymous requests and the
 simulator API pay nothing.
 """

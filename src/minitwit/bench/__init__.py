@@ -33,7 +33,8 @@ def _runner(name: str) -> Any:
 
 def add_commands(commands: Any) -> None:
     """Adds ``bench load``, ``layers``, ``scale``, ``soak`` and ``sessions`` to the ``minitwit`` command."""
-    bench = commands.add_parser("bench", help="benchmarks: scenario load replay, layer costs, read cost at scale")
+    bench = commands.add_parser(
+        "bench", help="benchmarks: scenario load replay, layer costs, read cost at scale, soak, session lookup")
     kinds = bench.add_subparsers(dest="bench", required=True)
     for name, help_text in KINDS.items():
         parser = kinds.add_parser(name, help=help_text)

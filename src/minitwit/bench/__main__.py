@@ -1,4 +1,4 @@
-"""``python -m minitwit.bench load|scale ...`` is ``minitwit bench load|scale ...``."""
+"""``python -m minitwit.bench load|layers|scale|soak|sessions ...`` is ``minitwit bench ...``."""
 
 import sys
 

@@ -168,7 +168,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--baseline-command", metavar="CMD",
                         help="another server to measure beside the variants; {port} is replaced")
     parser.add_argument("--baseline-name", metavar="NAME",
-                        help="the baseline's row in the table (default: the command's program name)")
+                        help="the baseline's row in the table (default: the file name of the command's first word)")
     parser.add_argument("--json", type=Path, help="report file (default bench-results/layers-<time>.json)")
 
 
