@@ -542,6 +542,27 @@ def test_sla_documents_every_alert_with_its_promql():
             assert _normalise(rule["expr"]) in sla, f"SLA.md does not define {record}"
 
 
+def test_every_alert_sla_md_names_exists_with_the_severity_it_states():
+    """The other way round: an alert deleted from the rules, or given another severity, while
+    SLA.md still promises it. Each table row lists its alerts and then their severities in the
+    same order."""
+    rules = alert_rules()
+    rows = [line for line in SLA.read_text().splitlines() if line.startswith("|") and "`" in line]
+    named = 0
+    for row in rows:
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        alerts = re.findall(r"`([A-Z][A-Za-z0-9]+)`", " ".join(cells[:-1]))
+        severities = [s.strip() for s in cells[-1].split(",")]
+        if not alerts or not set(severities) <= {"critical", "warning", "info"}:
+            continue
+        assert len(alerts) == len(severities), f"SLA.md: {len(alerts)} alerts, {len(severities)} severities: {row}"
+        for alert, severity in zip(alerts, severities, strict=True):
+            assert alert in rules, f"SLA.md promises {alert}, which no rule defines"
+            assert rules[alert]["labels"]["severity"] == severity, f"{alert}: SLA.md says {severity}"
+            named += 1
+    assert named == len(rules), f"SLA.md's tables name {named} alerts, the rules define {len(rules)}"
+
+
 def test_install_script_is_idempotent(promtool):
     if Path(promtool).parent != REPO / ".tools" / "bin":
         pytest.skip("promtool comes from PATH, not from .ci/install-promtool.sh")
