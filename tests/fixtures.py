@@ -295,7 +295,9 @@ def server_process_factory() -> Iterator:
     def start(database_url: str | None, *, workers: int = 1, env: dict[str, str] | None = None,
               wait: bool = True) -> tuple[subprocess.Popen, str]:
         port = free_port()
-        environment = clean_environment(data_dir, **({"DATABASE_URL": database_url} if database_url else {}))
+        environment = clean_environment(data_dir)
+        if database_url:
+            environment["DATABASE_URL"] = database_url
         environment.update(env or {})
         process = start_serve(port, workers, environment, subprocess.PIPE, text=True)
         started.append(process)
